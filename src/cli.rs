@@ -1,0 +1,149 @@
+//! The command line, flag for flag as runc spells it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const VERSION_TEXT: &str = concat!(
+    "xrun version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("XRUN_COMMIT"),
+    "\nspec: ",
+    "1.2.1"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xrun",
+    about = "xrun: an OCI container runtime, drop-in compatible with runc",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for storage of container state (should be on tmpfs)
+    #[arg(long, global = true, default_value = "/run/xrun")]
+    pub root: PathBuf,
+
+    /// Set the log file to write xrun logs to (default is stderr)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+
+    /// Set the log format
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Enable debug logging, including the start-up timeline
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Enable systemd cgroup support (not supported yet)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Ignore cgroup permission errors: true, false or auto (only false/auto supported)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new specification file (config.json)
+    Spec(SpecArgs),
+    /// Create a container
+    Create(CreateArgs),
+    /// Start a created container: execute its user process
+    Start(IdArg),
+    /// Output the state of a container
+    State(IdArg),
+    /// Send a signal to the container's init process
+    Kill(KillArgs),
+    /// Delete a container and everything it owned
+    Delete(DeleteArgs),
+    /// Create and start a container, and wait for it
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Path to the root of the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Generate a configuration for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    /// The container id
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the root of the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Path to an AF_UNIX socket that receives the console's master fd
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's init process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot_root to jail the process inside the rootfs
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Do not delete the container after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Send the signal to all processes in the container
+    #[arg(short, long)]
+    pub all: bool,
+    /// The container id
+    pub id: String,
+    /// Signal name (KILL, SIGKILL) or number; default SIGTERM
+    pub signal: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Forcibly delete the container if it is still running (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// The container id
+    pub id: String,
+}

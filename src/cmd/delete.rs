@@ -1,0 +1,56 @@
+//! `xrun delete`: remove a stopped (or created, or with --force any)
+//! container and everything it owned, then run the poststop hooks.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::state::{self, ContainerDir, Status};
+use crate::{hooks, sys};
+
+pub fn run(root: &Path, id: &str, force: bool) -> Result<i32> {
+    let dir = match ContainerDir::open(root, id) {
+        Ok(d) => d,
+        // runc: deleting a missing container with --force is not an error.
+        Err(_) if force && !root.join(id).join("state.json").exists() && state::validate_id(id).is_ok() => {
+            let _ = std::fs::remove_dir_all(root.join(id));
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    destroy(dir, force)?;
+    Ok(0)
+}
+
+/// Kills what is left (when allowed), runs poststop, removes the state.
+pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
+    let saved = dir.load()?;
+    match dir.status(&saved) {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&saved)?,
+        status if force => {
+            let _ = status;
+            kill_and_wait(&saved)?;
+        }
+        status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
+    }
+    let json = saved.hook_json(Status::Stopped);
+    hooks::run_all_warn("poststop", saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()), &json);
+    dir.remove()
+}
+
+/// SIGKILL to the init (which takes its whole pid namespace with it) and
+/// wait, bounded, until it is gone.
+fn kill_and_wait(saved: &state::Saved) -> Result<()> {
+    let Ok(pidfd) = sys::pidfd_open(saved.pid) else { return Ok(()) };
+    if !state::init_alive(saved.pid, saved.init_start_time) {
+        return Ok(());
+    }
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let mut pfd = [libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    if sys::poll(&mut pfd, 10_000)? == 0 {
+        bail!("container init {} did not exit after SIGKILL", saved.pid);
+    }
+    Ok(())
+}

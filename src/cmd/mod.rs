@@ -1,0 +1,10 @@
+//! One module per verb; each exposes `run(...) -> Result<i32>` returning
+//! the process exit code.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

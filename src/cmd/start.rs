@@ -1,0 +1,70 @@
+//! `xrun start`: release a created container's process through exec.fifo,
+//! then run the poststart hooks.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::state::{self, ContainerDir, Status};
+use crate::{hooks, sys};
+
+pub fn run(root: &Path, id: &str) -> Result<i32> {
+    let dir = ContainerDir::open(root, id)?;
+    let saved = dir.load()?;
+    match dir.status(&saved) {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Running => bail!("cannot start an already running container"),
+        other => bail!("cannot start a container in the {other} state"),
+    }
+    let fifo_path = dir.fifo_path();
+    let fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_path)
+        .with_context(|| format!("open {}", fifo_path.display()))?
+        .into();
+    let pidfd = sys::pidfd_open(saved.pid).context("container process is already dead")?;
+    if !state::init_alive(saved.pid, saved.init_start_time) {
+        bail!("container process is already dead");
+    }
+    let reply = wait_for_release(&fifo, &pidfd)?;
+    std::fs::remove_file(&fifo_path).with_context(|| format!("remove {}", fifo_path.display()))?;
+    match reply.first() {
+        Some(0) => {}
+        Some(_) => bail!("{}", String::from_utf8_lossy(&reply)),
+        None => bail!("container process exited before it could start"),
+    }
+    let json = saved.hook_json(Status::Running);
+    hooks::run_all_warn("poststart", saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &json);
+    Ok(0)
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Waits until the init writes its go-ahead (or an error) into the fifo, or
+/// dies: a dead init is reported, never waited on forever.
+fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
+    let mut fds = [
+        libc::pollfd { fd: fifo.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+    ];
+    loop {
+        sys::poll(&mut fds, -1)?;
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            let mut buf = vec![0u8; 4096];
+            match sys::read(fifo.as_raw_fd(), &mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) => return Err(e).context("read exec.fifo"),
+            }
+        }
+        if fds[1].revents != 0 {
+            bail!("container process exited before it could start");
+        }
+    }
+}

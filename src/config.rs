@@ -1,0 +1,136 @@
+//! Loading a bundle's config.json (as oci-spec types, no second model) and
+//! the checks that must pass before anything is created.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// A loaded bundle: absolute paths and the parsed spec.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    let file = dir.join("config.json");
+    let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let root = spec.root().as_ref().context("config.json has no root")?;
+    let rootfs = dir.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_context(|| format!("rootfs {}", rootfs.display()))?;
+    if !rootfs.is_dir() {
+        bail!("rootfs {} is not a directory", rootfs.display());
+    }
+    validate(&spec)?;
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+}
+
+/// Checks the combinations runc refuses, with the same reasons.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let process = spec.process().as_ref().context("config.json has no process")?;
+    if process.terminal().unwrap_or(false) {
+        bail!("process.terminal is not supported by this xrun build yet: set it to false");
+    }
+    if !has_namespace(spec, LinuxNamespaceType::Mount) {
+        bail!("linux.namespaces must include a mount namespace: xrun never sets up a rootfs in the host's");
+    }
+    let uts = has_namespace(spec, LinuxNamespaceType::Uts);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
+        bail!("unable to set hostname without a private UTS namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
+        bail!("unable to set domainname without a private UTS namespace");
+    }
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for key in sysctl.keys() {
+            check_sysctl_namespace(spec, key)?;
+        }
+    }
+    if spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()).is_some() {
+        bail!("linux.intelRdt is not supported by this xrun build yet");
+    }
+    crate::seccomp::check_supported(spec)
+}
+
+/// A sysctl may only be set when its namespace is the container's own.
+fn check_sysctl_namespace(spec: &Spec, key: &str) -> Result<()> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    };
+    match needs {
+        Some(t) if has_namespace(spec, t) => Ok(()),
+        Some(_) => bail!("sysctl {key:?} is not in a separate kernel namespace"),
+        None => bail!("sysctl {key:?} is not whitelisted: it is not namespaced and would change the host"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> Spec {
+        let mut base = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "network"}]}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn hostname_needs_uts_namespace() {
+        let err = validate(&spec(serde_json::json!({"hostname": "x"}))).unwrap_err();
+        assert!(err.to_string().contains("UTS"));
+    }
+
+    #[test]
+    fn sysctls_must_be_namespaced() {
+        let ok = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "network"}],
+            "sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        assert!(validate(&ok).is_ok());
+        let ipc = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}],
+            "sysctl": {"kernel.shmmax": "1"}}}));
+        assert!(validate(&ipc).is_err());
+        let host = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}],
+            "sysctl": {"vm.swappiness": "1"}}}));
+        assert!(validate(&host).is_err());
+    }
+
+    #[test]
+    fn a_mount_namespace_is_required() {
+        let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}]}}));
+        assert!(validate(&s).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The child side: runs in the clone3 child, in xrun's own image, from the
+//! namespaces to execve. Every failure goes back to the parent as a
+//! `sync::Failure` frame; nothing here panics or formats big strings.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
+
+use super::{Launch, Mode};
+use crate::rootfs;
+use crate::sync::{self, At, Failure, Kind, Step};
+use crate::sys;
+
+/// The child's whole life. Never returns: it execs or exits.
+pub fn run(launch: &mut Launch) -> ! {
+    let sync_fd = launch.child_sync;
+    let err = match setup(launch) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    };
+    // Before Ready the parent is listening; after the release (create mode)
+    // only the caller's stderr is left.
+    if sync::send_failure(sync_fd, &err).is_err() {
+        let _ = sys::write_all(2, format!("xrun: {err}\n").as_bytes());
+    }
+    // SAFETY: _exit skips atexit handlers and destructors, which belong to
+    // the parent's copy of this address space.
+    unsafe { libc::_exit(1) }
+}
+
+fn wait_for(fd: RawFd, want: Kind) -> Result<(), Failure> {
+    match sync::recv(fd) {
+        Ok(Some(m)) if m.kind == want => Ok(()),
+        // The parent gave up (or died): leave quietly.
+        Ok(None) => unsafe_exit_quietly(),
+        Ok(Some(_)) => Err(Failure::errno(Step::Protocol, "unexpected message", libc::EPROTO)),
+        Err(e) => Err(Failure::new(Step::WaitParent, "", &e)),
+    }
+}
+
+fn unsafe_exit_quietly() -> ! {
+    // SAFETY: see `run`.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn setup(l: &mut Launch) -> Result<Never, Failure> {
+    let sync_fd = l.child_sync;
+    // The state-dir lock belongs to the parent; our inherited copy of the
+    // fd must not keep it held while we wait in `created`.
+    sys::close(l.lock_fd);
+    sys::reset_signals();
+    // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+    if l.needs_host_pid {
+        l.hook_state.pid = host_pid();
+    }
+
+    crate::phase!("namespaces");
+    l.ns.enter(|| {
+        sync::send(sync_fd, Kind::NeedIdMaps).at(Step::Protocol, "")?;
+        wait_for(sync_fd, Kind::Continue)
+    })?;
+    if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sys::sethostname(h).at(Step::SetHostname, h)?;
+    }
+    if let Some(d) = l.bundle.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::setdomainname(d).at(Step::SetDomainname, d)?;
+    }
+    if !l.no_new_keyring {
+        join_keyring(&l.id)?;
+    }
+    sys::umask(0);
+    if l.has_runtime_hooks {
+        sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
+        wait_for(sync_fd, Kind::Continue)?;
+    }
+
+    crate::phase!("mounts");
+    let rootfs_plan = &l.rootfs;
+    let root = rootfs::prepare(rootfs_plan)?;
+    if let Some(hooks) = l.hooks().and_then(|h| h.create_container().as_ref()) {
+        let state = l.hook_state.hook_json(crate::state::Status::Creating);
+        crate::hooks::run_all("createContainer", Some(hooks), &state)
+            .map_err(|e| hook_failure(Step::CreateContainerHook, &e))?;
+    }
+    crate::phase!("pivot");
+    rootfs::enter(rootfs_plan, &root)?;
+    drop(root);
+    rootfs::finish(rootfs_plan)?;
+
+    crate::phase!("process");
+    let p = &mut l.process;
+    p.enter_cwd()?;
+    p.apply_rlimits()?;
+    p.caps.apply_bounding()?;
+    p.switch_user(l.ns.new_user)?;
+    p.caps.apply()?;
+    if p.no_new_privileges {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;
+    }
+    sys::umask(p.umask);
+    p.add_home();
+    let exe = p.lookup()?;
+    keep_only_stdio_and_preserved(l.preserve_fds)?;
+
+    sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
+    let release = match l.mode {
+        Mode::Run => {
+            wait_for(sync_fd, Kind::Start)?;
+            None
+        }
+        Mode::Create => Some(wait_on_fifo(l.fifo_fd)?),
+    };
+    if let Some(hooks) = l.hooks().and_then(|h| h.start_container().as_ref()) {
+        let state = l.hook_state.hook_json(crate::state::Status::Created);
+        if let Err(e) = crate::hooks::run_all("startContainer", Some(hooks), &state) {
+            let f = hook_failure(Step::StartContainerHook, &e);
+            if let Some(fifo) = &release {
+                // Tell `xrun start` why, through the fifo it is reading.
+                let _ = sys::write_all(fifo.as_raw_fd(), format!("{f}").as_bytes());
+            }
+            return Err(f);
+        }
+    }
+    if let Some(fifo) = &release {
+        sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
+    }
+    crate::phase!("exec");
+    let err = sys::execve(&exe, &l.process.args, &l.process.env);
+    Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+}
+
+fn hook_failure(step: Step, e: &anyhow::Error) -> Failure {
+    Failure::errno(step, format!("{e:#}"), 0)
+}
+
+/// Our pid as the host sees it, read while the host's /proc is still there.
+fn host_pid() -> i32 {
+    sys::readlinkat(libc::AT_FDCWD, std::path::Path::new("/proc/self"))
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A new session keyring per container, so containers never share keys.
+fn join_keyring(id: &str) -> Result<(), Failure> {
+    let name = CString::new(format!("_ses.{id}")).map_err(|_| Failure::errno(Step::Keyring, id, libc::EINVAL))?;
+    match sys::keyctl_join_session_keyring(&name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+        other => other.at(Step::Keyring, id),
+    }
+}
+
+/// Everything above stdio and the preserved fds is close-on-exec from here;
+/// the preserved ones are made inheritable.
+fn keep_only_stdio_and_preserved(preserve: u32) -> Result<(), Failure> {
+    for fd in 3..3 + preserve as RawFd {
+        match sys::set_cloexec(fd, false) {
+            Err(e) if e.raw_os_error() != Some(libc::EBADF) => return Err(Failure::new(Step::CloseFds, fd, &e)),
+            _ => {}
+        }
+    }
+    sys::cloexec_from(3 + preserve).at(Step::CloseFds, "")
+}
+
+/// Blocks until `xrun start` opens the fifo for reading; returns the write
+/// end. The fifo is reached through our O_PATH fd via the container's
+/// verified /proc, never by a path the container controls.
+fn wait_on_fifo(fifo_fd: RawFd) -> Result<std::os::fd::OwnedFd, Failure> {
+    let proc = rootfs::procfs::Proc::open().at(Step::ExecFifo, "/proc")?;
+    crate::phase!("created: waiting for start");
+    proc.reopen_fd(fifo_fd, libc::O_WRONLY).at(Step::ExecFifo, "exec.fifo")
+}

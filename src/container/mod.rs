@@ -1,0 +1,245 @@
+//! Creating a container, as an ordered list of named steps (the same names
+//! appear in errors and on the `--debug` timeline):
+//!
+//! 1. parse: load and check config.json, plan namespaces/process/rootfs
+//! 2. state: create the state directory (and exec.fifo for `create`)
+//! 3. clone: clone3 into the new namespaces; the child runs `init::run`
+//! 4. id maps, prestart/createRuntime hooks, as the child asks for them
+//! 5. ready: the child has set everything up and waits for `start`
+//! 6. record: state.json and --pid-file
+//!
+//! Any failure kills the child and removes the state directory, so nothing
+//! is left behind; mounts die with the child's mount namespace.
+
+pub mod init;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::Hooks;
+
+use crate::cli::CreateArgs;
+use crate::config::{self, Bundle};
+use crate::rootfs::{self, devices, mounts};
+use crate::state::{self, ContainerDir, Saved};
+use crate::sync::{self, Kind};
+use crate::{cgroups, namespaces, process, sys};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `xrun create`: the child waits on exec.fifo for `xrun start`.
+    Create,
+    /// `xrun run`: the parent releases the child over the sync socket.
+    Run,
+}
+
+/// Everything the child needs, computed before clone3 and inherited through
+/// the copied address space (nothing is serialised).
+pub struct Launch<'a> {
+    pub id: String,
+    pub mode: Mode,
+    pub bundle: &'a Bundle,
+    pub ns: namespaces::Plan,
+    pub process: process::Plan,
+    pub rootfs: rootfs::Plan<'a>,
+    pub child_sync: RawFd,
+    pub fifo_fd: RawFd,
+    pub lock_fd: RawFd,
+    pub preserve_fds: u32,
+    pub no_new_keyring: bool,
+    pub has_runtime_hooks: bool,
+    pub needs_host_pid: bool,
+    pub hook_state: Saved,
+}
+
+impl Launch<'_> {
+    pub fn hooks(&self) -> Option<&Hooks> {
+        self.bundle.spec.hooks().as_ref()
+    }
+}
+
+/// A container whose init is set up and waiting.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub saved: Saved,
+    pub pidfd: OwnedFd,
+    pub sync: OwnedFd,
+}
+
+pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
+    crate::phase!("parse");
+    state::validate_id(&args.id)?;
+    let bundle = config::load(&args.bundle)?;
+    if args.console_socket.is_some() {
+        bail!("--console-socket needs process.terminal, which this xrun build does not support yet");
+    }
+    let spec = &bundle.spec;
+    let ns = namespaces::Plan::from_spec(spec)?;
+    let process = process::Plan::from_spec(spec.process().as_ref().context("config.json has no process")?)?;
+    let linux = spec.linux().as_ref();
+    let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
+    let cgroup_layout = if spec.mounts().iter().flatten().any(|m| m.typ().as_deref() == Some("cgroup")) {
+        mounts::CgroupLayout::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?)
+    } else {
+        mounts::CgroupLayout::default()
+    };
+    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => libc::MS_PRIVATE | libc::MS_REC,
+        Some(p) => mounts::propagation_flag(p).ok_or_else(|| anyhow!("unknown rootfsPropagation {p:?}"))?,
+    };
+    for m in spec.mounts().iter().flatten() {
+        mounts::parse_options(m.options().as_deref().unwrap_or(&[]))
+            .map_err(|e| anyhow!("mount {}: {e}", m.destination().display()))?;
+    }
+
+    crate::phase!("state");
+    let dir = ContainerDir::create(root, &args.id)?;
+    let hooks = spec.hooks().as_ref();
+    let has_runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let needs_host_pid = hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some());
+    let saved = Saved {
+        oci_version: state::OCI_VERSION.to_string(),
+        id: args.id.clone(),
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(),
+        owner: String::new(),
+        annotations: spec.annotations().clone(),
+        hooks: spec.hooks().clone(),
+        own_pid_ns: ns.new_pid,
+    };
+    let mut launch = Launch {
+        id: args.id.clone(),
+        mode,
+        bundle: &bundle,
+        rootfs: rootfs::Plan {
+            spec,
+            rootfs: &bundle.rootfs,
+            bundle: &bundle.dir,
+            no_pivot: args.no_pivot,
+            in_user_ns: ns.new_user || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER),
+            devices,
+            setup_dev: !rootfs::binds_dev(spec),
+            cgroups: cgroup_layout,
+            root_propagation,
+        },
+        ns,
+        process,
+        child_sync: -1,
+        fifo_fd: -1,
+        lock_fd: dir.lock_fd(),
+        preserve_fds: args.preserve_fds,
+        no_new_keyring: args.no_new_keyring,
+        has_runtime_hooks,
+        needs_host_pid,
+        hook_state: saved,
+    };
+    match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
+        Ok((saved, pidfd, sync)) => Ok(Created { dir, saved, pidfd, sync }),
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+/// Steps 2-6 once the state directory exists; on error the caller removes it.
+fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) -> Result<(Saved, OwnedFd, OwnedFd)> {
+    let fifo = match launch.mode {
+        Mode::Create => {
+            let path = dir.fifo_path();
+            sys::mkfifo(&sys::cstring(&path)?, 0o622).with_context(|| format!("mkfifo {}", path.display()))?;
+            Some(sys::openat(libc::AT_FDCWD, &path, libc::O_PATH, 0)?)
+        }
+        Mode::Run => None,
+    };
+    launch.fifo_fd = fifo.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
+    launch.child_sync = child_sync.as_raw_fd();
+    let placement = cgroups::prepare(&launch.bundle.spec);
+
+    crate::phase!("clone");
+    let restore = namespaces::enter_for_children(&launch.ns)?;
+    let forked = sys::clone3(launch.ns.clone_flags, placement.clone_into);
+    namespaces::leave_for_children(restore)?;
+    let (pid, pidfd) = match forked.context("clone3")? {
+        sys::Forked::Child => {
+            drop(parent_sync);
+            init::run(launch)
+        }
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_sync);
+    crate::debug!("init process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
+
+    let result = follow_child(launch, pid, parent_sync.as_raw_fd());
+    if let Err(e) = result {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::waitpid(pid, 0);
+        return Err(e);
+    }
+    let mut saved = launch.hook_state.clone();
+    saved.pid = pid;
+    saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    dir.save(&saved)?;
+    if let Some(p) = pid_file {
+        state::write_atomic(p, pid.to_string().as_bytes())?;
+    }
+    crate::phase!("created");
+    Ok((saved, pidfd, parent_sync))
+}
+
+/// Serves the child's requests until it reports Ready (or fails).
+fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
+    launch.hook_state.pid = pid;
+    if let Some(adj) = launch.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let proc = rootfs::procfs::Proc::open().context("open /proc")?;
+        let fd = proc.open_write(&PathBuf::from(format!("{pid}/oom_score_adj"))).context("open oom_score_adj")?;
+        sys::write_all(fd.as_raw_fd(), adj.to_string().as_bytes()).with_context(|| format!("set oomScoreAdj {adj}"))?;
+    }
+    loop {
+        let msg = sync::recv(sync_fd).context("read from container init")?;
+        let Some(msg) = msg else {
+            let status = sys::waitpid(pid, 0).ok().flatten().map_or(-1, sys::exit_code);
+            bail!("container init exited during setup (exit code {status})");
+        };
+        match msg.kind {
+            Kind::NeedIdMaps => {
+                namespaces::write_id_maps(pid, &launch.bundle.spec)?;
+                sync::send(sync_fd, Kind::Continue)?;
+            }
+            Kind::RuntimeHooks => {
+                let json = launch.hook_state.hook_json(state::Status::Creating);
+                let hooks = launch.bundle.spec.hooks().as_ref();
+                crate::hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &json)?;
+                crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
+                sync::send(sync_fd, Kind::Continue)?;
+            }
+            Kind::Ready => return Ok(()),
+            Kind::Failed => {
+                let f = msg.failure.expect("Failed frames carry a failure");
+                let _ = sys::waitpid(pid, 0);
+                return Err(anyhow!("{f}"));
+            }
+            Kind::Continue | Kind::Start => bail!("unexpected message from container init"),
+        }
+    }
+}
+
+/// `run`: lets the child go on to exec, and waits until it has (EOF on the
+/// sync socket) or reports why it could not.
+pub fn release_over_sync(sync: &OwnedFd) -> Result<()> {
+    sync::send(sync.as_raw_fd(), Kind::Start).context("start container init")?;
+    match sync::recv(sync.as_raw_fd())? {
+        None => Ok(()),
+        Some(m) => match m.failure {
+            Some(f) => Err(anyhow!("{f}")),
+            None => bail!("unexpected message from container init"),
+        },
+    }
+}

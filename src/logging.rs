@@ -1,0 +1,187 @@
+//! Logging as runc does it: `--log FILE` receives every record, in logrus'
+//! text form or (`--log-format json`) one `{"level","msg","time"}` object per
+//! line, which is what containerd's go-runc reads back to report errors.
+//! Errors also go to stderr as one line. `--debug` adds debug records,
+//! including the per-phase start-up timeline.
+
+use std::fmt::Write as _;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::sys;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warning",
+            Level::Error => "error",
+        }
+    }
+}
+
+struct Logger {
+    file: Option<RawFd>,
+    json: bool,
+    debug: bool,
+    start: Instant,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Sets the logger up once, from the global flags. An unopenable log file is
+/// an error the caller reports.
+pub fn init(path: Option<&std::path::Path>, json: bool, debug: bool) -> std::io::Result<()> {
+    let file = match path {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?
+                .into_raw_fd(),
+        ),
+        None => None,
+    };
+    // The fd must not reach the container: it is close-on-exec (std sets it).
+    let _ = LOGGER.set(Logger { file, json, debug, start: Instant::now() });
+    Ok(())
+}
+
+pub fn debug_enabled() -> bool {
+    LOGGER.get().is_some_and(|l| l.debug)
+}
+
+/// Milliseconds since the runtime started, for the debug timeline.
+pub fn elapsed_ms() -> f64 {
+    LOGGER.get().map_or(0.0, |l| l.start.elapsed().as_secs_f64() * 1000.0)
+}
+
+pub fn log(level: Level, msg: &str) {
+    let Some(l) = LOGGER.get() else {
+        if level == Level::Error {
+            eprintln!("xrun: {msg}");
+        }
+        return;
+    };
+    if level == Level::Debug && !l.debug {
+        return;
+    }
+    let line = format_record(level, msg, l.json);
+    match l.file {
+        Some(fd) => {
+            let _ = sys::write_all(fd, line.as_bytes());
+            if level == Level::Error {
+                let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
+            }
+        }
+        None if level == Level::Error => {
+            let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
+        }
+        None => {
+            let _ = sys::write_all(2, line.as_bytes());
+        }
+    }
+}
+
+/// One record as a line, in the chosen format.
+fn format_record(level: Level, msg: &str, json: bool) -> String {
+    let time = rfc3339_now();
+    if json {
+        let obj = serde_json::json!({ "level": level.name(), "msg": msg, "time": time });
+        format!("{obj}\n")
+    } else {
+        let mut s = String::new();
+        let _ = writeln!(s, "time=\"{time}\" level={} msg={:?}", level.name(), msg);
+        s
+    }
+}
+
+pub fn rfc3339_now() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// Formats a UTC timestamp as RFC 3339 with nanoseconds, as Go does.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::logging::debug_enabled() {
+            $crate::logging::log($crate::logging::Level::Debug, &format!($($arg)*))
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Warn, &format!($($arg)*)) };
+}
+
+/// Records a start-up phase on the `--debug` timeline.
+#[macro_export]
+macro_rules! phase {
+    ($name:expr) => {
+        if $crate::logging::debug_enabled() {
+            $crate::logging::log(
+                $crate::logging::Level::Debug,
+                &format!("phase {} at {:.3} ms", $name, $crate::logging::elapsed_ms()),
+            )
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T07:06:40.000000000Z");
+    }
+
+    #[test]
+    fn json_record_has_level_msg_time() {
+        let line = format_record(Level::Error, "boom \"x\"", true);
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "boom \"x\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,71 @@
+//! xrun: an OCI container runtime, drop-in compatible with runc.
+//! main only parses the command line and dispatches to `cmd::*`.
+
+mod cgroups;
+mod cli;
+mod cmd;
+mod config;
+mod container;
+mod hooks;
+mod logging;
+mod namespaces;
+mod process;
+mod protect;
+mod rootfs;
+mod seccomp;
+mod state;
+mod sync;
+mod sys;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use cli::{Cli, Command, LogFormat};
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(0);
+    };
+    let enters_container = matches!(command, Command::Create(_) | Command::Run(_));
+    if enters_container {
+        if cli.systemd_cgroup {
+            bail!("--systemd-cgroup is not supported by this xrun build yet");
+        }
+        if cli.rootless.as_deref() == Some("true") {
+            bail!("--rootless=true is not supported by this xrun build yet");
+        }
+        protect::ensure_protected_binary()?;
+    }
+    let root = cli.root.as_path();
+    match command {
+        Command::Spec(a) => cmd::spec::run(&a.bundle, a.rootless),
+        Command::Create(a) => cmd::create::run(root, &a),
+        Command::Start(a) => cmd::start::run(root, &a.id),
+        Command::State(a) => cmd::state::run(root, &a.id),
+        Command::Kill(a) => cmd::kill::run(root, &a),
+        Command::Delete(a) => cmd::delete::run(root, &a.id, a.force),
+        Command::Run(a) => cmd::run::run(root, &a),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{}", cli::VERSION_TEXT);
+        return;
+    }
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == LogFormat::Json, cli.debug) {
+        eprintln!("xrun: open log file: {e}");
+        std::process::exit(1);
+    }
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::log(logging::Level::Error, &format!("{e:#}"));
+            1
+        }
+    };
+    std::process::exit(code);
+}

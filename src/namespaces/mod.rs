@@ -1,0 +1,255 @@
+//! Namespaces: which ones clone3 creates, which are joined by path, in what
+//! order, and the user-namespace id maps the parent writes.
+//!
+//! Ordering rules the kernel imposes, and how xrun meets them without a
+//! second fork:
+//! - pid and time namespaces apply to *children*: when the config names one
+//!   by path, the parent joins it (setns changes only its `*_for_children`),
+//!   clones, and goes back to its own.
+//! - joining a namespace by path needs privileges over its owner, which a
+//!   child inside a fresh user namespace no longer has: when anything besides
+//!   the mount namespace is joined by path, clone3 creates only the pid/time
+//!   namespaces and the child joins first and unshares the rest afterwards.
+//! - the mount namespace is joined last, after every other lookup by path.
+
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::sync::{At, Failure, Step};
+use crate::sys;
+
+/// A namespace to join by path, opened (and type-checked) in the parent.
+pub struct Join {
+    pub fd: OwnedFd,
+    pub flag: i32,
+    pub path: PathBuf,
+}
+
+pub struct Plan {
+    /// CLONE_NEW* flags given to clone3.
+    pub clone_flags: u64,
+    /// Flags the child unshares after joining (only when joins are deferred).
+    pub unshare_flags: i32,
+    /// pid/time namespaces the parent joins around clone3.
+    pub parent_joins: Vec<Join>,
+    /// Namespaces the child joins, user first, mount last.
+    pub child_joins: Vec<Join>,
+    pub new_user: bool,
+    pub new_pid: bool,
+    pub new_mount: bool,
+    pub new_uts: bool,
+    pub new_net: bool,
+    pub new_ipc: bool,
+    pub has_mount_ns: bool,
+}
+
+fn flag(t: LinuxNamespaceType) -> i32 {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+pub fn name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Opens `path` and checks that it is a namespace of the wanted type.
+fn open_namespace(path: &Path, t: LinuxNamespaceType) -> Result<OwnedFd> {
+    let fd: OwnedFd = fs::File::open(path)
+        .with_context(|| format!("open {} namespace {}", name(t), path.display()))?
+        .into();
+    match sys::ns_type(fd.as_raw_fd()) {
+        Ok(actual) if actual == flag(t) => Ok(fd),
+        Ok(_) => bail!("{} is not a {} namespace", path.display(), name(t)),
+        Err(e) => Err(e).with_context(|| format!("{} is not a namespace file", path.display())),
+    }
+}
+
+impl Plan {
+    pub fn from_spec(spec: &Spec) -> Result<Plan> {
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        let mut seen = 0i32;
+        let mut new = 0i32;
+        let mut parent_joins = Vec::new();
+        let mut child_joins = Vec::new();
+        for ns in &namespaces {
+            let f = flag(ns.typ());
+            if seen & f != 0 {
+                bail!("namespace {} is listed twice in config.json", name(ns.typ()));
+            }
+            seen |= f;
+            match ns.path() {
+                None => new |= f,
+                Some(p) => {
+                    let join = Join { fd: open_namespace(p, ns.typ())?, flag: f, path: p.clone() };
+                    if f == libc::CLONE_NEWPID || f == libc::CLONE_NEWTIME {
+                        parent_joins.push(join);
+                    } else {
+                        child_joins.push(join);
+                    }
+                }
+            }
+        }
+        // user first, mount last, the rest in between.
+        child_joins.sort_by_key(|j| match j.flag {
+            libc::CLONE_NEWUSER => 0,
+            libc::CLONE_NEWNS => 2,
+            _ => 1,
+        });
+        let for_children = libc::CLONE_NEWPID | libc::CLONE_NEWTIME;
+        let defer = child_joins.iter().any(|j| j.flag != libc::CLONE_NEWNS);
+        let (clone_flags, unshare_flags) = if defer {
+            ((new & for_children) as u64, new & !for_children)
+        } else {
+            (new as u64, 0)
+        };
+        Ok(Plan {
+            clone_flags,
+            unshare_flags,
+            parent_joins,
+            child_joins,
+            new_user: new & libc::CLONE_NEWUSER != 0,
+            new_pid: new & libc::CLONE_NEWPID != 0,
+            new_mount: new & libc::CLONE_NEWNS != 0,
+            new_uts: new & libc::CLONE_NEWUTS != 0,
+            new_net: new & libc::CLONE_NEWNET != 0,
+            new_ipc: new & libc::CLONE_NEWIPC != 0,
+            has_mount_ns: seen & libc::CLONE_NEWNS != 0,
+        })
+    }
+
+    /// Child side, first thing after clone3: join by path, unshare what is
+    /// new, and (with a new user namespace) let the parent write the id maps
+    /// through `wait_for_maps`.
+    pub fn enter(&self, wait_for_maps: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
+        for j in self.child_joins.iter().filter(|j| j.flag != libc::CLONE_NEWNS) {
+            sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;
+        }
+        if self.unshare_flags != 0 {
+            sys::unshare(self.unshare_flags).at(Step::Unshare, "")?;
+        }
+        if self.new_user {
+            wait_for_maps()?;
+            // Become root of the new user namespace, so files we create are
+            // owned by a mapped id.
+            sys::setresgid(0).at(Step::SetGid, "0")?;
+            sys::setresuid(0).at(Step::SetUid, "0")?;
+        }
+        for j in self.child_joins.iter().filter(|j| j.flag == libc::CLONE_NEWNS) {
+            sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Parent side: join pid/time namespaces given by path for the next clone,
+/// returning the handles needed to come back.
+pub fn enter_for_children(plan: &Plan) -> Result<Vec<(OwnedFd, i32)>> {
+    let mut restore = Vec::new();
+    for j in &plan.parent_joins {
+        let own = if j.flag == libc::CLONE_NEWPID { "/proc/self/ns/pid" } else { "/proc/self/ns/time" };
+        let fd: OwnedFd = fs::File::open(own).with_context(|| format!("open {own}"))?.into();
+        sys::setns(j.fd.as_raw_fd(), j.flag)
+            .with_context(|| format!("setns {}", j.path.display()))?;
+        restore.push((fd, j.flag));
+    }
+    Ok(restore)
+}
+
+pub fn leave_for_children(restore: Vec<(OwnedFd, i32)>) -> Result<()> {
+    for (fd, flag) in restore {
+        sys::setns(fd.as_raw_fd(), flag).context("return to the runtime's own namespace")?;
+    }
+    Ok(())
+}
+
+/// Writes /proc/PID/{uid_map,gid_map} for a child in a new user namespace.
+pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uids = linux.and_then(|l| l.uid_mappings().as_ref());
+    let gids = linux.and_then(|l| l.gid_mappings().as_ref());
+    let (Some(uids), Some(gids)) = (uids, gids) else {
+        bail!("a new user namespace needs linux.uidMappings and linux.gidMappings");
+    };
+    write_map(pid, "uid_map", uids)?;
+    write_map(pid, "gid_map", gids)
+}
+
+fn write_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = format!("/proc/{pid}/{file}");
+    fs::write(&path, text).with_context(|| format!("write {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(namespaces: serde_json::Value) -> Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": namespaces}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn new_namespaces_all_go_to_clone3() {
+        let spec = spec_with(serde_json::json!([
+            {"type": "pid"}, {"type": "network"}, {"type": "mount"}, {"type": "user"}
+        ]));
+        let p = Plan::from_spec(&spec).unwrap();
+        let want = libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUSER;
+        assert_eq!(p.clone_flags, want as u64);
+        assert_eq!(p.unshare_flags, 0);
+        assert!(p.new_user && p.new_pid && p.has_mount_ns);
+    }
+
+    #[test]
+    fn joining_by_path_defers_new_namespaces_to_the_child() {
+        let spec = spec_with(serde_json::json!([
+            {"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}, {"type": "mount"}
+        ]));
+        let p = Plan::from_spec(&spec).unwrap();
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID as u64);
+        assert_eq!(p.unshare_flags, libc::CLONE_NEWNS);
+        assert_eq!(p.child_joins.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_and_mistyped_namespaces_are_rejected() {
+        let dup = spec_with(serde_json::json!([{"type": "pid"}, {"type": "pid"}]));
+        assert!(Plan::from_spec(&dup).is_err());
+        let wrong = spec_with(serde_json::json!([{"type": "uts", "path": "/proc/self/ns/net"}]));
+        let err = Plan::from_spec(&wrong).err().unwrap().to_string();
+        assert!(err.contains("not a uts namespace"), "{err}");
+    }
+}

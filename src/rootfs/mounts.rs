@@ -1,0 +1,392 @@
+//! The config's `mounts`: option parsing and mounting each entry inside the
+//! rootfs, by file descriptor, before pivot_root.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use libc::c_ulong;
+use oci_spec::runtime::Mount;
+
+use super::resolve;
+use crate::sync::{At, Failure, Step};
+use crate::sys;
+
+// mount_setattr attributes (linux/mount.h).
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// A parsed `options` list.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Flags for mount(2).
+    pub flags: c_ulong,
+    /// Flags the options explicitly clear (e.g. "rw", "suid").
+    pub cleared: c_ulong,
+    /// Propagation changes, applied in order after mounting.
+    pub propagation: Vec<c_ulong>,
+    /// Recursive attributes (rro, rnosuid, ...) set/cleared with mount_setattr.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// Everything else, passed to the filesystem as its data string.
+    pub data: Vec<String>,
+}
+
+impl Options {
+    pub fn is_bind(&self) -> bool {
+        self.flags & libc::MS_BIND != 0
+    }
+}
+
+pub fn parse_options(opts: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    for opt in opts {
+        let (set, clear): (c_ulong, c_ulong) = match opt.as_str() {
+            "defaults" => (0, 0),
+            "ro" => (libc::MS_RDONLY, 0),
+            "rw" => (0, libc::MS_RDONLY),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "async" => (0, libc::MS_SYNCHRONOUS),
+            "dirsync" => (libc::MS_DIRSYNC, 0),
+            "remount" => (libc::MS_REMOUNT, 0),
+            "mand" => (libc::MS_MANDLOCK, 0),
+            "nomand" => (0, libc::MS_MANDLOCK),
+            "atime" => (0, libc::MS_NOATIME),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "diratime" => (0, libc::MS_NODIRATIME),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "norelatime" => (0, libc::MS_RELATIME),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "lazytime" => (libc::MS_LAZYTIME, 0),
+            "nolazytime" => (0, libc::MS_LAZYTIME),
+            "iversion" => (libc::MS_I_VERSION, 0),
+            "noiversion" => (0, libc::MS_I_VERSION),
+            "silent" => (libc::MS_SILENT, 0),
+            "loud" => (0, libc::MS_SILENT),
+            "nosymfollow" => (libc::MS_NOSYMFOLLOW, 0),
+            "symfollow" => (0, libc::MS_NOSYMFOLLOW),
+            "bind" => (libc::MS_BIND, 0),
+            "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation.push(propagation_flag(opt).unwrap_or(0));
+                continue;
+            }
+            "tmpcopyup" => continue,
+            "idmap" | "ridmap" => return Err(format!("mount option {opt:?} is not supported yet")),
+            other => {
+                if let Some((set, clr)) = recursive_attr(other) {
+                    o.rec_set |= set;
+                    o.rec_clr |= clr;
+                } else {
+                    o.data.push(other.to_string());
+                }
+                continue;
+            }
+        };
+        o.flags = (o.flags | set) & !clear;
+        o.cleared = (o.cleared | clear) & !set;
+    }
+    Ok(o)
+}
+
+/// The MS_* propagation flags of a propagation keyword.
+pub fn propagation_flag(name: &str) -> Option<c_ulong> {
+    Some(match name {
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        "unbindable" => libc::MS_UNBINDABLE,
+        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        _ => return None,
+    })
+}
+
+/// (attributes to set, attributes to clear) for the "r"-prefixed options.
+fn recursive_attr(name: &str) -> Option<(u64, u64)> {
+    Some(match name {
+        "rro" => (ATTR_RDONLY, 0),
+        "rrw" => (0, ATTR_RDONLY),
+        "rnosuid" => (ATTR_NOSUID, 0),
+        "rsuid" => (0, ATTR_NOSUID),
+        "rnodev" => (ATTR_NODEV, 0),
+        "rdev" => (0, ATTR_NODEV),
+        "rnoexec" => (ATTR_NOEXEC, 0),
+        "rexec" => (0, ATTR_NOEXEC),
+        "rnodiratime" => (ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, ATTR_NODIRATIME),
+        "rrelatime" => (ATTR_RELATIME, ATTR_ATIME_MASK),
+        "rnorelatime" => (0, 0),
+        "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
+        "ratime" => (0, ATTR_NOATIME),
+        "rstrictatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
+        "rnostrictatime" => (0, 0),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// Host-side facts a `cgroup` mount needs, gathered before clone.
+#[derive(Debug, Default, Clone)]
+pub struct CgroupLayout {
+    /// v1 hierarchies: (directory name under /sys/fs/cgroup, mount options).
+    pub v1: Vec<(String, String)>,
+    /// A cgroup2 mount exists (unified, or hybrid at /sys/fs/cgroup/unified).
+    pub unified_only: bool,
+    pub hybrid: bool,
+}
+
+impl CgroupLayout {
+    pub fn from_mountinfo(text: &str) -> CgroupLayout {
+        let mut layout = CgroupLayout::default();
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mountpoint = left.split(' ').nth(4).unwrap_or("");
+            let mut r = right.split(' ');
+            let fstype = r.next().unwrap_or("");
+            let superopts = r.nth(1).unwrap_or("");
+            if mountpoint == "/sys/fs/cgroup" && fstype == "cgroup2" {
+                layout.unified_only = true;
+            } else if mountpoint == "/sys/fs/cgroup/unified" && fstype == "cgroup2" {
+                layout.hybrid = true;
+            } else if let (Some(name), "cgroup") = (mountpoint.strip_prefix("/sys/fs/cgroup/"), fstype) {
+                let controllers: Vec<&str> = superopts
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                    .collect();
+                layout.v1.push((name.to_string(), controllers.join(",")));
+            }
+        }
+        layout
+    }
+}
+
+/// Everything mounting needs that is not in the Mount itself.
+pub struct Context<'a> {
+    pub root: RawFd,
+    pub bundle: &'a Path,
+    pub cgroups: &'a CgroupLayout,
+    pub in_user_ns: bool,
+}
+
+/// Mounts one config entry inside the rootfs.
+pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
+    let dest = resolve::clean(m.destination());
+    let shown = m.destination().display();
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]))
+        .map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL))?;
+    let typ = m.typ().as_deref().unwrap_or(if opts.is_bind() { "bind" } else { "none" });
+
+    if opts.is_bind() || typ == "bind" {
+        let source = bind_source(ctx.bundle, m.source().as_deref());
+        let is_dir = std::fs::metadata(&source).at(Step::Mount, source.display())?.is_dir();
+        let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &shown)?;
+        bind(ctx, &source, &target, &dest, &opts).at(Step::Mount, &shown)?;
+    } else if typ == "cgroup" {
+        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
+        mount_cgroup(ctx, &target, &dest, &opts).at(Step::Mount, &shown)?;
+    } else {
+        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
+        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned());
+        let source = source.unwrap_or_else(|| typ.to_string());
+        let data = opts.data.join(",");
+        let c = |s: &str| CString::new(s).map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL));
+        let (src_c, typ_c, data_c) = (c(&source)?, c(typ)?, c(&data)?);
+        let flags = opts.flags & !libc::MS_REMOUNT;
+        sys::mount(Some(&src_c), &resolve::fd_path(target.as_raw_fd()), Some(&typ_c), flags, Some(&data_c))
+            .at(Step::Mount, &shown)?;
+    }
+    finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &shown)
+}
+
+/// Relative bind sources are relative to the bundle, as runc resolves them.
+fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
+    match source {
+        Some(s) if s.is_absolute() => s.to_path_buf(),
+        Some(s) => bundle.join(s),
+        None => PathBuf::from("/"),
+    }
+}
+
+/// Bind mounts `source` onto the target fd, then applies the per-mount flags
+/// (a bind ignores them on the first call: the kernel needs a remount).
+fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, opts: &Options) -> io::Result<()> {
+    let src = sys::cstring(source)?;
+    let tpath = resolve::fd_path(target.as_raw_fd());
+    sys::mount(Some(&src), &tpath, None, opts.flags & (libc::MS_BIND | libc::MS_REC), None)?;
+    let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    if extra == 0 && opts.cleared == 0 {
+        return Ok(());
+    }
+    // The target fd still names the covered directory: reach the new mount
+    // by resolving the destination again.
+    let reopened = resolve::open(ctx.root, dest, 0)?;
+    let rpath = resolve::fd_path(reopened.as_raw_fd());
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | extra;
+    match sys::mount(None, &rpath, None, flags, None) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && ctx.in_user_ns => {
+            // Flags locked by the source mount must be kept on a remount.
+            let locked = locked_flags(reopened.as_raw_fd())?;
+            sys::mount(None, &rpath, None, flags | locked, None)
+        }
+        other => other,
+    }
+}
+
+fn locked_flags(fd: RawFd) -> io::Result<c_ulong> {
+    let st = sys::fstatvfs(fd)?;
+    let mut f = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            f |= ms_flag;
+        }
+    }
+    Ok(f)
+}
+
+/// After the mount: recursive attributes and propagation, on a fresh fd of
+/// the destination (which now names the new mount's root).
+fn finish(root: RawFd, dest: &Path, opts: &Options) -> io::Result<()> {
+    if opts.rec_set == 0 && opts.rec_clr == 0 && opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let fd = resolve::open(root, dest, 0)?;
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32;
+        sys::mount_setattr(fd.as_raw_fd(), c"", flags, opts.rec_set, opts.rec_clr, 0)?;
+    }
+    let path = resolve::fd_path(fd.as_raw_fd());
+    for &p in &opts.propagation {
+        sys::mount(None, &path, None, p, None)?;
+    }
+    Ok(())
+}
+
+/// A `cgroup` mount: cgroup2 on a unified host; on v1/hybrid a tmpfs with one
+/// mount per host hierarchy (plus `unified` on hybrid), as runc lays it out.
+fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) -> io::Result<()> {
+    let tpath = resolve::fd_path(target.as_raw_fd());
+    let flags = opts.flags & !(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_REC);
+    if ctx.cgroups.unified_only || ctx.cgroups.v1.is_empty() {
+        return sys::mount(Some(c"cgroup2"), &tpath, Some(c"cgroup2"), flags, None);
+    }
+    let tmpfs_flags = (flags & !libc::MS_RDONLY) | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    sys::mount(Some(c"tmpfs"), &tpath, Some(c"tmpfs"), tmpfs_flags, Some(c"mode=755"))?;
+    let dir = resolve::open(ctx.root, dest, libc::O_DIRECTORY)?;
+    let mut subs: Vec<(&str, Option<&str>)> = ctx.cgroups.v1.iter().map(|(n, o)| (n.as_str(), Some(o.as_str()))).collect();
+    if ctx.cgroups.hybrid {
+        subs.push(("unified", None));
+    }
+    for (name, controllers) in subs {
+        sys::mkdirat(dir.as_raw_fd(), Path::new(name), 0o755)?;
+        let sub = sys::openat(dir.as_raw_fd(), Path::new(name), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let spath = resolve::fd_path(sub.as_raw_fd());
+        let res = match controllers {
+            Some(c) => {
+                let data = CString::new(c).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                sys::mount(Some(c"cgroup"), &spath, Some(c"cgroup"), flags, Some(&data))
+            }
+            None => sys::mount(Some(c"cgroup2"), &spath, Some(c"cgroup2"), flags, None),
+        };
+        if let Err(e) = res {
+            // Without the right to mount a hierarchy (a user namespace), show
+            // the host's read-only instead.
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+            let host = sys::cstring(&Path::new("/sys/fs/cgroup").join(name))?;
+            sys::mount(Some(&host), &spath, None, libc::MS_BIND | libc::MS_REC, None)?;
+        }
+    }
+    // Controllers mounted together (cpu,cpuacct) get the usual symlinks.
+    for (name, _) in &ctx.cgroups.v1 {
+        if name.contains(',') {
+            for part in name.split(',') {
+                let _ = sys::symlinkat(Path::new(name), dir.as_raw_fd(), Path::new(part));
+            }
+        }
+    }
+    if flags & libc::MS_RDONLY != 0 {
+        let path = resolve::fd_path(dir.as_raw_fd());
+        sys::mount(None, &path, None, libc::MS_REMOUNT | libc::MS_RDONLY | tmpfs_flags, None)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Options {
+        parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn flags_data_and_propagation_are_separated() {
+        let o = parse(&["nosuid", "strictatime", "mode=755", "size=65536k", "rslave"]);
+        assert_eq!(o.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+        assert_eq!(o.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
+    }
+
+    #[test]
+    fn later_options_win_and_rbind_is_recursive() {
+        let o = parse(&["ro", "rw", "rbind"]);
+        assert_eq!(o.flags, libc::MS_BIND | libc::MS_REC);
+        assert_eq!(o.cleared, libc::MS_RDONLY);
+        assert!(o.is_bind());
+    }
+
+    #[test]
+    fn recursive_attributes_use_mount_setattr() {
+        let o = parse(&["rro", "rnosuid"]);
+        assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOSUID);
+        assert_eq!(o.flags, 0);
+    }
+
+    #[test]
+    fn idmap_is_refused_clearly() {
+        assert!(parse_options(&["idmap".to_string()]).is_err());
+    }
+
+    #[test]
+    fn hybrid_layout_is_read_from_mountinfo() {
+        let text = "\
+30 29 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 29 0:27 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+32 29 0:28 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let l = CgroupLayout::from_mountinfo(text);
+        assert!(l.hybrid && !l.unified_only);
+        assert_eq!(l.v1, vec![("cpu".into(), "cpu".into()), ("systemd".into(), "name=systemd".into())]);
+    }
+}

@@ -1,0 +1,137 @@
+//! Path resolution that can never leave the container's root: every lookup
+//! goes through openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from an fd
+//! of the root, so a symlink or `..` planted by the image resolves inside it.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use crate::sys;
+
+const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+/// Lexically cleans an absolute container path into one relative to the
+/// root: `/a/./b/../c` → `a/c`; `..` never climbs above the root.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+fn rel_or_dot(rel: &Path) -> &Path {
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
+}
+
+/// Opens `rel` (already cleaned) inside `root` with O_PATH plus `flags`.
+pub fn open(root: RawFd, rel: &Path, flags: i32) -> io::Result<OwnedFd> {
+    sys::openat2(root, rel_or_dot(rel), libc::O_PATH | flags, 0, IN_ROOT)
+}
+
+/// Opens `rel` inside `root` for real I/O (flags such as O_WRONLY).
+pub fn open_io(root: RawFd, rel: &Path, flags: i32, resolve_extra: u64) -> io::Result<OwnedFd> {
+    sys::openat2(root, rel_or_dot(rel), flags, 0, IN_ROOT | resolve_extra)
+}
+
+/// Creates every missing directory of `rel` inside `root` and returns an
+/// O_PATH fd of the last one.
+pub fn mkdir_all(root: RawFd, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let mut cur = open(root, Path::new(""), libc::O_DIRECTORY)?;
+    let mut prefix = PathBuf::new();
+    for comp in rel.components() {
+        prefix.push(comp);
+        match open(root, &prefix, libc::O_DIRECTORY) {
+            Ok(fd) => cur = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                match sys::mkdirat(cur.as_raw_fd(), Path::new(comp.as_os_str()), mode) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                // Reopen through the root: a racing symlink still resolves inside.
+                cur = open(root, &prefix, libc::O_DIRECTORY)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(cur)
+}
+
+/// Makes sure `rel` exists inside `root` (a directory, or an empty file when
+/// `file` is set) and returns an O_PATH fd of it.
+pub fn ensure(root: RawFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
+    match open(root, rel, 0) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+        Err(_) => {}
+    }
+    if !file {
+        return mkdir_all(root, rel, 0o755);
+    }
+    let (parent, name) = split(rel)?;
+    let dir = mkdir_all(root, parent, 0o755)?;
+    match sys::openat(dir.as_raw_fd(), name, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open(root, rel, 0)
+}
+
+/// Splits a cleaned relative path into (parent, file name).
+pub fn split(rel: &Path) -> io::Result<(&Path, &Path)> {
+    match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => Ok((p, Path::new(n))),
+        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+/// `/proc/self/fd/N`: the path the mount syscalls use to reach an fd.
+pub fn fd_path(fd: RawFd) -> std::ffi::CString {
+    std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn clean_never_climbs_above_root() {
+        assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("a/c"));
+        assert_eq!(clean(Path::new("/../../etc/passwd")), PathBuf::from("etc/passwd"));
+        assert_eq!(clean(Path::new("/")), PathBuf::from(""));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let base = std::env::temp_dir().join(format!("xrun-resolve-{}", sys::getpid()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        symlink(&outside, root.join("evil")).unwrap();
+        symlink("../../..", root.join("up")).unwrap();
+        let rootfd: OwnedFd = fs::File::open(&root).unwrap().into();
+
+        mkdir_all(rootfd.as_raw_fd(), Path::new("evil/made"), 0o755).unwrap();
+        ensure(rootfd.as_raw_fd(), Path::new("up/file"), true).unwrap();
+        // Both landed inside the root, nothing outside it.
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
+        assert!(root.join("file").is_file());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,289 @@
+//! Per-container state: one directory under `--root` holding `state.json`
+//! (written atomically), the `exec.fifo` of a created container, and a lock
+//! that serialises concurrent xrun calls on the same container.
+//!
+//! The status is never trusted from the file: it is derived from the kernel
+//! (is the init process, identified by PID *and* start time, still alive; is
+//! the create fifo still there).
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Hooks;
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+pub const OCI_VERSION: &str = "1.2.1";
+const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+const MAX_ID_LEN: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+    Paused,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Paused => "paused",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What `state.json` holds: the spec's state plus what later verbs need
+/// without re-reading config.json (which may have changed since create).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Saved {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    /// Start time of the init process (field 22 of /proc/PID/stat), so a
+    /// recycled PID is never mistaken for the container.
+    pub init_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
+    /// Whether the init has its own pid namespace (then killing it ends all).
+    #[serde(default)]
+    pub own_pid_ns: bool,
+}
+
+/// The JSON `xrun state` prints and hooks receive on stdin (runc's fields).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<&'a std::collections::HashMap<String, String>>,
+}
+
+impl Saved {
+    pub fn report(&self, status: Status) -> Report<'_> {
+        Report {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: self.annotations.as_ref(),
+        }
+    }
+
+    /// The state JSON given to hooks: status as the caller says, pid as is.
+    pub fn hook_json(&self, status: Status) -> String {
+        let mut r = self.report(status);
+        r.pid = self.pid;
+        serde_json::to_string(&r).unwrap_or_default()
+    }
+}
+
+/// Rejects ids that could escape the state root or confuse callers.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if id.is_empty() || id == "." || id == ".." || !ok_chars || id.len() > MAX_ID_LEN {
+        bail!("invalid container id {id:?}: must be 1-{MAX_ID_LEN} characters of [A-Za-z0-9_+.-] and not . or ..");
+    }
+    Ok(())
+}
+
+/// An open, locked container directory.
+pub struct ContainerDir {
+    pub path: PathBuf,
+    // Held for the lifetime of the value: flock is released on close.
+    _lock: OwnedFd,
+}
+
+impl ContainerDir {
+    /// Creates `root/id` exclusively; fails if the container exists.
+    pub fn create(root: &Path, id: &str) -> Result<Self> {
+        validate_id(id)?;
+        fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        let path = root.join(id);
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("container with id {id:?} already exists")
+            }
+            Err(e) => return Err(e).with_context(|| format!("create state dir {}", path.display())),
+        }
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir { path, _lock: lock })
+    }
+
+    /// Opens and locks an existing container's directory (start, delete).
+    pub fn open(root: &Path, id: &str) -> Result<Self> {
+        let path = existing(root, id)?;
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir { path, _lock: lock })
+    }
+
+    /// Reads an existing container's state without taking the lock (state,
+    /// kill): the file is replaced atomically, so a read is always whole.
+    pub fn load_unlocked(root: &Path, id: &str) -> Result<(PathBuf, Saved)> {
+        let path = existing(root, id)?;
+        let saved = read_saved(&path)?;
+        Ok((path, saved))
+    }
+
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self._lock.as_raw_fd()
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<Saved> {
+        read_saved(&self.path)
+    }
+
+    pub fn save(&self, saved: &Saved) -> Result<()> {
+        let data = serde_json::to_vec(saved)?;
+        write_atomic(&self.path.join(STATE_FILE), &data)
+    }
+
+    /// The status as the kernel sees it.
+    pub fn status(&self, saved: &Saved) -> Status {
+        status_of(&self.path, saved)
+    }
+
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.path).with_context(|| format!("remove {}", self.path.display()))
+    }
+}
+
+/// The status as the kernel sees it, for a container directory.
+pub fn status_of(dir: &Path, saved: &Saved) -> Status {
+    if !init_alive(saved.pid, saved.init_start_time) {
+        Status::Stopped
+    } else if dir.join(EXEC_FIFO).exists() {
+        Status::Created
+    } else {
+        Status::Running
+    }
+}
+
+fn existing(root: &Path, id: &str) -> Result<PathBuf> {
+    validate_id(id)?;
+    let path = root.join(id);
+    if !path.join(STATE_FILE).exists() {
+        bail!("container {id:?} does not exist");
+    }
+    Ok(path)
+}
+
+fn read_saved(dir: &Path) -> Result<Saved> {
+    let file = dir.join(STATE_FILE);
+    let data = fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("parse {}", file.display()))
+}
+
+fn lock_dir(path: &Path) -> Result<OwnedFd> {
+    let fd: OwnedFd = fs::File::open(path)
+        .with_context(|| format!("open state dir {}", path.display()))?
+        .into();
+    sys::flock(fd.as_raw_fd(), libc::LOCK_EX).with_context(|| format!("lock {}", path.display()))?;
+    Ok(fd)
+}
+
+/// Writes `data` to a temp file beside `path` and renames it into place, so
+/// readers see the old or the new content, never a torn one.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", sys::getpid()));
+    let mut f = fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| {
+        let _ = fs::remove_file(&tmp);
+        format!("rename {} to {}", tmp.display(), path.display())
+    })
+}
+
+/// Start time (clock ticks since boot) of a process, from /proc/PID/stat.
+/// None when the process is gone or a zombie.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3 (state); starttime is field 22.
+    fields.nth(22 - 4)?.parse().ok()
+}
+
+pub fn init_alive(pid: i32, start_time: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated() {
+        for good in ["a", "abc-1.2_3+x", &"x".repeat(MAX_ID_LEN)] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\0b", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn own_start_time_is_read() {
+        let me = sys::getpid();
+        let t = process_start_time(me).expect("own stat");
+        assert!(init_alive(me, t));
+        assert!(!init_alive(me, t + 1));
+    }
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let dir = std::env::temp_dir().join(format!("xrun-state-test-{}", sys::getpid()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,309 @@
+//! The parent/child protocol over a SOCK_SEQPACKET socketpair.
+//!
+//! ```text
+//!   parent (xrun create/run)                 child (future container init)
+//!   clone3 ───────────────────────────────▶  joins/creates namespaces
+//!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
+//!   writes uid_map/gid_map
+//!          Continue ─────────────────────▶
+//!          ◀──────────────── RuntimeHooks     (only if prestart/createRuntime hooks)
+//!   runs prestart + createRuntime hooks
+//!          Continue ─────────────────────▶    mounts, pivot_root, process setup
+//!          ◀──────────────── Ready            (pid is final, exec is next)
+//!   run:    Start ───────────────────────▶    startContainer hooks, execve;
+//!           EOF on the socket = execve done (the child's end is CLOEXEC)
+//!   create: writes state.json and exits; `xrun start` releases the child
+//!           through exec.fifo
+//! ```
+//! Any step may instead send `Failed { step, errno, path }`: a fixed binary
+//! frame, no formatted string crosses the boundary. The parent turns it into
+//! one line naming the step, the path and the errno.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::sys;
+
+const PATH_MAX_LEN: usize = 240;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    NeedIdMaps = 1,
+    RuntimeHooks = 2,
+    Ready = 3,
+    Continue = 4,
+    Start = 5,
+    Failed = 6,
+}
+
+/// A step of the child's setup; named in error messages and the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    None = 0,
+    JoinNamespace,
+    Unshare,
+    WaitParent,
+    SetHostname,
+    SetDomainname,
+    RootPropagation,
+    BindRootfs,
+    Mount,
+    MountPropagation,
+    CreateMountpoint,
+    CreateDevice,
+    Symlink,
+    PivotRoot,
+    Chroot,
+    Sysctl,
+    MaskPath,
+    ReadonlyPath,
+    RootReadonly,
+    Chdir,
+    Rlimit,
+    Umask,
+    SetGroups,
+    SetGid,
+    SetUid,
+    Capabilities,
+    NoNewPrivileges,
+    Seccomp,
+    ExecFifo,
+    LookupExecutable,
+    Exec,
+    CreateContainerHook,
+    StartContainerHook,
+    CloseFds,
+    Keyring,
+    Protocol,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::None => "setup",
+            Step::JoinNamespace => "setns",
+            Step::Unshare => "unshare namespaces",
+            Step::WaitParent => "wait for parent",
+            Step::SetHostname => "sethostname",
+            Step::SetDomainname => "setdomainname",
+            Step::RootPropagation => "set rootfs propagation",
+            Step::BindRootfs => "bind mount rootfs",
+            Step::Mount => "mount",
+            Step::MountPropagation => "set mount propagation",
+            Step::CreateMountpoint => "create mount point",
+            Step::CreateDevice => "create device",
+            Step::Symlink => "create symlink",
+            Step::PivotRoot => "pivot_root",
+            Step::Chroot => "chroot",
+            Step::Sysctl => "write sysctl",
+            Step::MaskPath => "mask path",
+            Step::ReadonlyPath => "make path read-only",
+            Step::RootReadonly => "remount rootfs read-only",
+            Step::Chdir => "chdir to cwd",
+            Step::Rlimit => "setrlimit",
+            Step::Umask => "umask",
+            Step::SetGroups => "setgroups",
+            Step::SetGid => "setgid",
+            Step::SetUid => "setuid",
+            Step::Capabilities => "set capabilities",
+            Step::NoNewPrivileges => "set no_new_privs",
+            Step::Seccomp => "load seccomp filter",
+            Step::ExecFifo => "wait on exec fifo",
+            Step::LookupExecutable => "exec",
+            Step::Exec => "exec",
+            Step::CreateContainerHook => "createContainer hook",
+            Step::StartContainerHook => "startContainer hook",
+            Step::CloseFds => "close fds",
+            Step::Keyring => "create session keyring",
+            Step::Protocol => "talk to parent",
+        }
+    }
+
+    fn from_u32(v: u32) -> Step {
+        const ALL: [Step; 36] = [
+            Step::None,
+            Step::JoinNamespace,
+            Step::Unshare,
+            Step::WaitParent,
+            Step::SetHostname,
+            Step::SetDomainname,
+            Step::RootPropagation,
+            Step::BindRootfs,
+            Step::Mount,
+            Step::MountPropagation,
+            Step::CreateMountpoint,
+            Step::CreateDevice,
+            Step::Symlink,
+            Step::PivotRoot,
+            Step::Chroot,
+            Step::Sysctl,
+            Step::MaskPath,
+            Step::ReadonlyPath,
+            Step::RootReadonly,
+            Step::Chdir,
+            Step::Rlimit,
+            Step::Umask,
+            Step::SetGroups,
+            Step::SetGid,
+            Step::SetUid,
+            Step::Capabilities,
+            Step::NoNewPrivileges,
+            Step::Seccomp,
+            Step::ExecFifo,
+            Step::LookupExecutable,
+            Step::Exec,
+            Step::CreateContainerHook,
+            Step::StartContainerHook,
+            Step::CloseFds,
+            Step::Keyring,
+            Step::Protocol,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(Step::None)
+    }
+}
+
+/// A failure in the child: which step, which path, which errno.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub step: Step,
+    pub errno: i32,
+    pub path: String,
+}
+
+impl Failure {
+    pub fn new(step: Step, path: impl std::fmt::Display, err: &io::Error) -> Failure {
+        Failure { step, errno: err.raw_os_error().unwrap_or(libc::EIO), path: path.to_string() }
+    }
+
+    pub fn errno(step: Step, path: impl std::fmt::Display, errno: i32) -> Failure {
+        Failure { step, errno, path: path.to_string() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.step.name(), sys::strerror(self.errno))
+        } else {
+            write!(f, "{} {}: {}", self.step.name(), self.path, sys::strerror(self.errno))
+        }
+    }
+}
+
+/// Shorthand for mapping an io::Error to a Failure at a step.
+pub trait At<T> {
+    fn at(self, step: Step, path: impl std::fmt::Display) -> Result<T, Failure>;
+}
+
+impl<T> At<T> for io::Result<T> {
+    fn at(self, step: Step, path: impl std::fmt::Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(step, path, &e))
+    }
+}
+
+/// One message: a fixed-size frame.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub kind: Kind,
+    pub failure: Option<Failure>,
+}
+
+const FRAME_LEN: usize = 4 + 4 + 4 + 2 + PATH_MAX_LEN;
+
+pub fn send(fd: RawFd, kind: Kind) -> io::Result<()> {
+    send_frame(fd, kind, Step::None, 0, "")
+}
+
+pub fn send_failure(fd: RawFd, f: &Failure) -> io::Result<()> {
+    send_frame(fd, Kind::Failed, f.step, f.errno, &f.path)
+}
+
+fn send_frame(fd: RawFd, kind: Kind, step: Step, errno: i32, path: &str) -> io::Result<()> {
+    let mut buf = [0u8; FRAME_LEN];
+    buf[0..4].copy_from_slice(&(kind as u32).to_le_bytes());
+    buf[4..8].copy_from_slice(&(step as u32).to_le_bytes());
+    buf[8..12].copy_from_slice(&errno.to_le_bytes());
+    let bytes = truncate_utf8(path, PATH_MAX_LEN);
+    buf[12..14].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
+    buf[14..14 + bytes.len()].copy_from_slice(bytes);
+    sys::write_all(fd, &buf)
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &[u8] {
+    if s.len() <= max {
+        return s.as_bytes();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s.as_bytes()[..end]
+}
+
+/// Receives one frame; `Ok(None)` on EOF (the peer closed or exec'd).
+pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
+    let mut buf = [0u8; FRAME_LEN];
+    let n = sys::read(fd, &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n != FRAME_LEN {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "short sync frame"));
+    }
+    let word = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    let kind = match word(0) {
+        1 => Kind::NeedIdMaps,
+        2 => Kind::RuntimeHooks,
+        3 => Kind::Ready,
+        4 => Kind::Continue,
+        5 => Kind::Start,
+        6 => Kind::Failed,
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
+    };
+    let failure = (kind == Kind::Failed).then(|| {
+        let len = (u16::from_le_bytes([buf[12], buf[13]]) as usize).min(PATH_MAX_LEN);
+        Failure {
+            step: Step::from_u32(word(4)),
+            errno: word(8) as i32,
+            path: String::from_utf8_lossy(&buf[14..14 + len]).into_owned(),
+        }
+    });
+    Ok(Some(Message { kind, failure }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn failure_frame_round_trips() {
+        let (a, b) = sys::socketpair_seqpacket().unwrap();
+        let f = Failure::errno(Step::Mount, "/proc", libc::EPERM);
+        send_failure(a.as_raw_fd(), &f).unwrap();
+        send(a.as_raw_fd(), Kind::Ready).unwrap();
+        let got = recv(b.as_raw_fd()).unwrap().unwrap();
+        let gf = got.failure.unwrap();
+        assert_eq!((gf.step, gf.errno, gf.path.as_str()), (Step::Mount, libc::EPERM, "/proc"));
+        assert_eq!(gf.to_string(), "mount /proc: operation not permitted");
+        assert_eq!(recv(b.as_raw_fd()).unwrap().unwrap().kind, Kind::Ready);
+        drop(a);
+        assert!(recv(b.as_raw_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn every_step_round_trips_by_number() {
+        for v in 0..36 {
+            assert_eq!(Step::from_u32(v) as u32, v);
+        }
+    }
+
+    #[test]
+    fn long_paths_are_cut_on_a_char_boundary() {
+        let s = "é".repeat(200);
+        let cut = truncate_utf8(&s, PATH_MAX_LEN);
+        assert!(cut.len() <= PATH_MAX_LEN && std::str::from_utf8(cut).is_ok());
+    }
+}

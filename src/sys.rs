@@ -1,0 +1,623 @@
+//! Raw syscall wrappers: every `unsafe` call into the kernel that the rest of
+//! xrun needs lives here, each behind a small safe function returning
+//! `io::Result`. Nothing else in the crate calls `libc::syscall` directly.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// Turns a `-1` return into the thread's errno.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_int(ret: libc::c_int) -> io::Result<libc::c_int> {
+    check(ret as libc::c_long).map(|r| r as libc::c_int)
+}
+
+pub fn cstring(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: callers pass a freshly returned, valid fd that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// The result of `clone3` as seen by the caller.
+pub enum Forked {
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+    Child,
+}
+
+/// clone3 with fork semantics (no new stack, no shared memory) plus the given
+/// CLONE_NEW* flags and a pidfd for the parent.
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: clone_args is plain old data; all-zero is a valid value.
+    let mut args: libc::clone_args = unsafe { mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup_fd {
+        args.flags |= libc::CLONE_INTO_CGROUP as u64;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: without CLONE_VM the child gets a private copy of our address
+    // space and stack, exactly like fork(); the runtime is single-threaded.
+    let ret = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            mem::size_of::<libc::clone_args>(),
+        )
+    })?;
+    if ret == 0 {
+        Ok(Forked::Child)
+    } else {
+        Ok(Forked::Parent {
+            pid: ret as libc::pid_t,
+            pidfd: owned(pidfd as libc::c_long),
+        })
+    }
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed and means "as kill()".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// openat2 with the given resolve flags; returns an owned fd.
+pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    // SAFETY: open_how is plain old data; all-zero is valid.
+    let mut how: libc::open_how = unsafe { mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 };
+    how.resolve = resolve;
+    // SAFETY: `c` and `how` outlive the call; the kernel copies both.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            mem::size_of::<libc::open_how>(),
+        )
+    })
+    .map(owned)
+}
+
+pub fn openat(dirfd: RawFd, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call's duration.
+    check_int(unsafe { libc::openat(dirfd, c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+        .map(|fd| owned(fd as libc::c_long))
+}
+
+pub fn mkdirat(dirfd: RawFd, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: valid C string, integer arguments.
+    check_int(unsafe { libc::mkdirat(dirfd, c.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dirfd: RawFd, name: &Path, mode: u32, dev: u64) -> io::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: valid C string, integer arguments.
+    check_int(unsafe { libc::mknodat(dirfd, c.as_ptr(), mode, dev) }).map(drop)
+}
+
+pub fn unlinkat(dirfd: RawFd, name: &Path, flags: i32) -> io::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: valid C string, integer arguments.
+    check_int(unsafe { libc::unlinkat(dirfd, c.as_ptr(), flags) }).map(drop)
+}
+
+pub fn symlinkat(target: &Path, dirfd: RawFd, name: &Path) -> io::Result<()> {
+    let t = cstring(target)?;
+    let n = cstring(name)?;
+    // SAFETY: valid C strings, integer arguments.
+    check_int(unsafe { libc::symlinkat(t.as_ptr(), dirfd, n.as_ptr()) }).map(drop)
+}
+
+pub fn fchownat_empty(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: empty path with AT_EMPTY_PATH operates on fd itself.
+    check_int(unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH) }).map(drop)
+}
+
+pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain old data and fully written by the kernel on success.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+pub fn fstatfs(fd: RawFd) -> io::Result<libc::statfs> {
+    // SAFETY: statfs is plain old data.
+    let mut st: libc::statfs = unsafe { mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check_int(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st)
+}
+
+pub fn fstatvfs(fd: RawFd) -> io::Result<libc::statvfs> {
+    // SAFETY: statvfs is plain old data.
+    let mut st: libc::statvfs = unsafe { mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check_int(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// mount(2). `source`, `fstype` and `data` may be absent.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is either null or a valid C string for the call.
+    check_int(unsafe {
+        libc::mount(
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// `mount_setattr` attribute change on the mount at `dirfd`/`path`.
+pub fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: u32,
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set, attr_clr, propagation, userns_fd: 0 };
+    // SAFETY: `attr` matches the kernel's struct mount_attr (v0, 32 bytes).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string, integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) }).map(owned)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
+}
+
+pub fn chroot(path: &CStr) -> io::Result<()> {
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+pub fn chdir(path: &CStr) -> io::Result<()> {
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+pub fn fchdir(fd: RawFd) -> io::Result<()> {
+    // SAFETY: integer argument.
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer argument.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe `name`.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe `name`.
+    check_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// Marks every fd from `first` upwards close-on-exec (so the runtime's own
+/// fds stay usable until execve and vanish with it).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })
+        .map(drop)
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
+}
+
+pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+pub fn umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options used by xrun take integer arguments only.
+    check_int(unsafe { libc::prctl(option, arg, 0, 0, 0) }).map(drop)
+}
+
+pub fn setgroups(gids: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: pointer and length describe `gids`.
+    check_int(unsafe { libc::setgroups(gids.len(), gids.as_ptr()) }).map(drop)
+}
+
+pub fn setresgid(gid: u32) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::setresgid(gid, gid, gid) }).map(drop)
+}
+
+pub fn setresuid(uid: u32) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::setresuid(uid, uid, uid) }).map(drop)
+}
+
+pub fn setrlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `lim` is a valid rlimit; prlimit on ourselves (pid 0).
+    check_int(unsafe { libc::prlimit(0, resource as libc::__rlimit_resource_t, &lim, std::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// Puts every signal back to its default action and unblocks all of them,
+/// so the container starts from a clean slate (Rust ignores SIGPIPE, and the
+/// runtime blocks the signals it forwards).
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always sound; errors for reserved
+        // signals are irrelevant.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Blocks `signals` and returns a signalfd that reports them.
+pub fn signalfd_for(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: set is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        check_int(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        check_int(libc::signalfd(-1, &set, libc::SFD_CLOEXEC)).map(|fd| owned(fd as libc::c_long))
+    }
+}
+
+/// Reads one signal number from a signalfd.
+pub fn read_signalfd(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: signalfd_siginfo is plain old data.
+    let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+    let size = mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is a writable buffer of `size` bytes.
+    let n = check(unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) } as libc::c_long)?;
+    if n as usize != size {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+    }
+    Ok(info.ssi_signo as libc::c_int)
+}
+
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: pointer and length describe `fds`.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// waitpid that retries on EINTR; returns the raw wait status.
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<Option<libc::c_int>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match ret {
+            0 => return Ok(None),
+            r if r > 0 => return Ok(Some(status)),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Converts a raw wait status into a shell-style exit code (128+N for a signal).
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated and their strings outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// execveat(fd, "", ..., AT_EMPTY_PATH): runs the file an fd refers to.
+pub fn execveat_fd(fd: RawFd, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated and their strings outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+pub fn memfd_create(name: &CStr, flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string, integer flags.
+    check_int(unsafe { libc::memfd_create(name.as_ptr(), flags) }).map(|fd| owned(fd as libc::c_long))
+}
+
+pub fn fcntl_int(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<libc::c_int> {
+    // SAFETY: the commands used take an integer argument.
+    check_int(unsafe { libc::fcntl(fd, cmd, arg) })
+}
+
+pub fn sendfile(out_fd: RawFd, in_fd: RawFd, count: usize) -> io::Result<usize> {
+    // SAFETY: null offset means "use and advance the file position".
+    check(unsafe { libc::sendfile(out_fd, in_fd, std::ptr::null_mut(), count) } as libc::c_long)
+        .map(|n| n as usize)
+}
+
+pub fn mkfifo(path: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::mkfifo(path.as_ptr(), mode) }).map(drop)
+}
+
+pub fn flock(fd: RawFd, op: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::flock(fd, op) }).map(drop)
+}
+
+pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element out-array.
+    check_int(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    Ok((owned(fds[0] as libc::c_long), owned(fds[1] as libc::c_long)))
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: pointer and length describe `buf`.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: pointer and length describe `buf`.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// Closes a raw fd this process does not own as an OwnedFd (an inherited copy).
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller names an fd it no longer uses; errors are moot.
+    unsafe { libc::close(fd) };
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: integer argument.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The description of an errno value in Go's (and so runc's) spelling, e.g.
+/// "no such file or directory": callers such as podman match these words.
+pub fn strerror(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("errno {errno}"),
+    }
+}
+
+/// The CLONE_NEW* type of a namespace file (ioctl NS_GET_NSTYPE).
+pub fn ns_type(fd: RawFd) -> io::Result<i32> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type.
+    check_int(unsafe { libc::ioctl(fd, NS_GET_NSTYPE) })
+}
+
+/// Attaches the detached mount `from` on top of whatever `to` refers to.
+pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: empty paths with the EMPTY_PATH flags operate on the fds.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            to,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// A new, detached, read-only (when asked) tmpfs mount, ready for move_mount.
+pub fn detached_tmpfs(readonly: bool) -> io::Result<OwnedFd> {
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    const MOUNT_ATTR_RDONLY: u32 = 1;
+    // SAFETY: valid C string, integer flags.
+    let fs = owned(check(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?);
+    // SAFETY: CMD_CREATE takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    let attrs = if readonly { MOUNT_ATTR_RDONLY } else { 0 };
+    // SAFETY: integer arguments on a configured fs context.
+    check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) }).map(owned)
+}
+
+/// Reads a symlink relative to a directory fd.
+pub fn readlinkat(dirfd: RawFd, path: &Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let c = cstring(path)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: pointer and length describe `buf`.
+    let n = check(unsafe { libc::readlinkat(dirfd, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)?;
+    buf.truncate(n as usize);
+    Ok(std::ffi::OsString::from_vec(buf).into())
+}
+
+pub fn keyctl_join_session_keyring(name: &CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: valid C string.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) }).map(drop)
+}
+
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    libc::makedev(major as u32, minor as u32)
+}
