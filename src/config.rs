@@ -17,12 +17,10 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let file = dir.join("config.json");
     let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let spec: Spec = serde_json::from_slice(&data)
-        .map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
     let root = spec.root().as_ref().context("config.json has no root")?;
     let rootfs = dir.join(root.path());
-    let rootfs = std::fs::canonicalize(&rootfs)
-        .with_context(|| format!("rootfs {}", rootfs.display()))?;
+    let rootfs = std::fs::canonicalize(&rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
     if !rootfs.is_dir() {
         bail!("rootfs {} is not a directory", rootfs.display());
     }
@@ -117,8 +115,10 @@ mod tests {
 
     #[test]
     fn sysctls_must_be_namespaced() {
-        let ok = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "network"}],
-            "sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        let ok = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "network"}],
+            "sysctl": {"net.ipv4.ip_forward": "1"}}}),
+        );
         assert!(validate(&ok).is_ok());
         let ipc = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}],
             "sysctl": {"kernel.shmmax": "1"}}}));

@@ -46,7 +46,11 @@ pub fn run(kind: &str, hook: &Hook, state_json: &str) -> Result<()> {
     let timeout = hook.timeout().filter(|t| *t > 0);
     if let Some(secs) = timeout {
         let pidfd = sys::pidfd_open(child.id() as i32).with_context(|| format!("watch {what}"))?;
-        let mut pfd = [libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&pidfd), events: libc::POLLIN, revents: 0 }];
+        let mut pfd = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         let ms = i32::try_from(secs.saturating_mul(1000)).unwrap_or(i32::MAX);
         if sys::poll(&mut pfd, ms)? == 0 {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -60,7 +64,9 @@ pub fn run(kind: &str, hook: &Hook, state_json: &str) -> Result<()> {
         output.seek(SeekFrom::Start(0))?;
         let _ = output.take(4096).read_to_string(&mut text);
         let text = text.trim().replace('\n', " ");
-        let code = status.code().map_or_else(|| format!("{status}"), |c| format!("exit status {c}"));
+        let code = status
+            .code()
+            .map_or_else(|| format!("{status}"), |c| format!("exit status {c}"));
         if text.is_empty() {
             bail!("{what} failed: {code}");
         }

@@ -14,7 +14,6 @@ use crate::sys;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Level {
     Debug,
-    Info,
     Warn,
     Error,
 }
@@ -23,7 +22,6 @@ impl Level {
     fn name(self) -> &'static str {
         match self {
             Level::Debug => "debug",
-            Level::Info => "info",
             Level::Warn => "warning",
             Level::Error => "error",
         }
@@ -53,7 +51,12 @@ pub fn init(path: Option<&std::path::Path>, json: bool, debug: bool) -> std::io:
         None => None,
     };
     // The fd must not reach the container: it is close-on-exec (std sets it).
-    let _ = LOGGER.set(Logger { file, json, debug, start: Instant::now() });
+    let _ = LOGGER.set(Logger {
+        file,
+        json,
+        debug,
+        start: Instant::now(),
+    });
     Ok(())
 }
 
@@ -173,7 +176,7 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T07:06:40.000000000Z");
+        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T11:06:40.000000000Z");
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn already_protected(exe: &File) -> bool {
 
 /// A detached, read-only bind mount of the running binary.
 fn readonly_bind() -> std::io::Result<OwnedFd> {
-    let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u32;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
     let tree = sys::open_tree(libc::AT_FDCWD, c"/proc/self/exe", flags)?;
     let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     sys::mount_setattr(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH as u32, attrs, 0, 0)?;

@@ -174,11 +174,19 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(step: Step, path: impl std::fmt::Display, err: &io::Error) -> Failure {
-        Failure { step, errno: err.raw_os_error().unwrap_or(libc::EIO), path: path.to_string() }
+        Failure {
+            step,
+            errno: err.raw_os_error().unwrap_or(libc::EIO),
+            path: path.to_string(),
+        }
     }
 
     pub fn errno(step: Step, path: impl std::fmt::Display, errno: i32) -> Failure {
-        Failure { step, errno, path: path.to_string() }
+        Failure {
+            step,
+            errno,
+            path: path.to_string(),
+        }
     }
 }
 
@@ -286,7 +294,10 @@ mod tests {
         send(a.as_raw_fd(), Kind::Ready).unwrap();
         let got = recv(b.as_raw_fd()).unwrap().unwrap();
         let gf = got.failure.unwrap();
-        assert_eq!((gf.step, gf.errno, gf.path.as_str()), (Step::Mount, libc::EPERM, "/proc"));
+        assert_eq!(
+            (gf.step, gf.errno, gf.path.as_str()),
+            (Step::Mount, libc::EPERM, "/proc")
+        );
         assert_eq!(gf.to_string(), "mount /proc: operation not permitted");
         assert_eq!(recv(b.as_raw_fd()).unwrap().unwrap().kind, Kind::Ready);
         drop(a);

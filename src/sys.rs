@@ -32,6 +32,9 @@ fn owned(fd: libc::c_long) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
+/// clone3 flag (libc's constant is deprecated for overflowing its type).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// The result of `clone3` as seen by the caller.
 pub enum Forked {
     Parent { pid: libc::pid_t, pidfd: OwnedFd },
@@ -48,7 +51,7 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     if let Some(fd) = cgroup_fd {
-        args.flags |= libc::CLONE_INTO_CGROUP as u64;
+        args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
     // SAFETY: without CLONE_VM the child gets a private copy of our address
@@ -100,7 +103,11 @@ pub fn openat2(dirfd: RawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -
     // SAFETY: open_how is plain old data; all-zero is valid.
     let mut how: libc::open_how = unsafe { mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 };
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
     how.resolve = resolve;
     // SAFETY: `c` and `how` outlive the call; the kernel copies both.
     check(unsafe {
@@ -186,16 +193,7 @@ pub fn mount(
 ) -> io::Result<()> {
     let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: every pointer is either null or a valid C string for the call.
-    check_int(unsafe {
-        libc::mount(
-            ptr(source),
-            target.as_ptr(),
-            ptr(fstype),
-            flags,
-            ptr(data).cast(),
-        )
-    })
-    .map(drop)
+    check_int(unsafe { libc::mount(ptr(source), target.as_ptr(), ptr(fstype), flags, ptr(data).cast()) }).map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
@@ -219,7 +217,12 @@ pub fn mount_setattr(
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr { attr_set, attr_clr, propagation, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set,
+        attr_clr,
+        propagation,
+        userns_fd: 0,
+    };
     // SAFETY: `attr` matches the kernel's struct mount_attr (v0, 32 bytes).
     check(unsafe {
         libc::syscall(
@@ -241,8 +244,7 @@ pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> io::Result<OwnedFd> {
 
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     // SAFETY: valid C strings.
-    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
-        .map(drop)
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
 }
 
 pub fn chroot(path: &CStr) -> io::Result<()> {
@@ -284,21 +286,19 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
 /// fds stay usable until execve and vanish with it).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })
-        .map(drop)
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) }).map(drop)
 }
 
 pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: integer arguments.
     let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    let flags = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
     // SAFETY: integer arguments.
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
-}
-
-pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
-    // SAFETY: integer arguments.
-    check_int(unsafe { libc::dup2(old, new) }).map(drop)
 }
 
 pub fn umask(mask: u32) {
@@ -327,10 +327,12 @@ pub fn setresuid(uid: u32) -> io::Result<()> {
 }
 
 pub fn setrlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: `lim` is a valid rlimit; prlimit on ourselves (pid 0).
-    check_int(unsafe { libc::prlimit(0, resource as libc::__rlimit_resource_t, &lim, std::ptr::null_mut()) })
-        .map(drop)
+    check_int(unsafe { libc::prlimit(0, resource as libc::__rlimit_resource_t, &lim, std::ptr::null_mut()) }).map(drop)
 }
 
 /// Puts every signal back to its default action and unblocks all of them,
@@ -466,8 +468,7 @@ pub fn fcntl_int(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<li
 
 pub fn sendfile(out_fd: RawFd, in_fd: RawFd, count: usize) -> io::Result<usize> {
     // SAFETY: null offset means "use and advance the file position".
-    check(unsafe { libc::sendfile(out_fd, in_fd, std::ptr::null_mut(), count) } as libc::c_long)
-        .map(|n| n as usize)
+    check(unsafe { libc::sendfile(out_fd, in_fd, std::ptr::null_mut(), count) } as libc::c_long).map(|n| n as usize)
 }
 
 pub fn mkfifo(path: &CStr, mode: u32) -> io::Result<()> {
@@ -484,7 +485,12 @@ pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid two-element out-array.
     check_int(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     })?;
     Ok((owned(fds[0] as libc::c_long), owned(fds[1] as libc::c_long)))
 }
@@ -535,11 +541,6 @@ pub fn geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-pub fn isatty(fd: RawFd) -> bool {
-    // SAFETY: integer argument.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// The description of an errno value in Go's (and so runc's) spelling, e.g.
 /// "no such file or directory": callers such as podman match these words.
 pub fn strerror(errno: i32) -> String {
@@ -584,7 +585,9 @@ pub fn detached_tmpfs(readonly: bool) -> io::Result<OwnedFd> {
     const FSMOUNT_CLOEXEC: u32 = 1;
     const MOUNT_ATTR_RDONLY: u32 = 1;
     // SAFETY: valid C string, integer flags.
-    let fs = owned(check(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?);
+    let fs = owned(check(unsafe {
+        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
+    })?);
     // SAFETY: CMD_CREATE takes no key or value.
     check(unsafe {
         libc::syscall(

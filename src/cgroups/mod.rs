@@ -19,7 +19,10 @@ pub fn prepare(spec: &Spec) -> Placement {
         crate::debug!("cgroups: linux.resources present but not applied (cgroup support not built yet)");
     }
     if let Some(path) = linux.and_then(|l| l.cgroups_path().as_ref()) {
-        crate::debug!("cgroups: cgroupsPath {} not used yet; the container stays in the runtime's cgroup", path.display());
+        crate::debug!(
+            "cgroups: cgroupsPath {} not used yet; the container stays in the runtime's cgroup",
+            path.display()
+        );
     }
     Placement { clone_into: None }
 }

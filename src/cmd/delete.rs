@@ -29,26 +29,33 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
     match dir.status(&saved) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&saved)?,
-        status if force => {
-            let _ = status;
-            kill_and_wait(&saved)?;
-        }
+        _ if force => kill_and_wait(&saved)?,
         status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
     }
     let json = saved.hook_json(Status::Stopped);
-    hooks::run_all_warn("poststop", saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()), &json);
+    hooks::run_all_warn(
+        "poststop",
+        saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()),
+        &json,
+    );
     dir.remove()
 }
 
 /// SIGKILL to the init (which takes its whole pid namespace with it) and
 /// wait, bounded, until it is gone.
 fn kill_and_wait(saved: &state::Saved) -> Result<()> {
-    let Ok(pidfd) = sys::pidfd_open(saved.pid) else { return Ok(()) };
+    let Ok(pidfd) = sys::pidfd_open(saved.pid) else {
+        return Ok(());
+    };
     if !state::init_alive(saved.pid, saved.init_start_time) {
         return Ok(());
     }
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-    let mut pfd = [libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+    let mut pfd = [libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
     if sys::poll(&mut pfd, 10_000)? == 0 {
         bail!("container init {} did not exit after SIGKILL", saved.pid);
     }

@@ -21,7 +21,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         bail!("invalid signal number {n}");
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name)
         .map(|sig| sig as i32)
         .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
@@ -71,7 +75,9 @@ fn signal_all(saved: &Saved, sig: i32) -> Result<()> {
     signal_init(saved, sig)?;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
         if pid != saved.pid.to_string() && ns_of(pid).as_ref() == Some(&target) {
             let _ = sys::kill(pid.parse().unwrap_or(0), sig);
         }

@@ -30,16 +30,29 @@ const FORWARDED: [libc::c_int; 11] = [
 
 pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     // Blocked before clone so none is lost; the child unblocks its copy.
-    let signals = if args.detach { None } else { Some(sys::signalfd_for(&FORWARDED)?) };
+    let signals = if args.detach {
+        None
+    } else {
+        Some(sys::signalfd_for(&FORWARDED)?)
+    };
     let created = container::create(root, &args.create, Mode::Run)?;
     if let Err(e) = container::release_over_sync(&created.sync) {
         let _ = crate::cmd::delete::destroy(created.dir, true);
         return Err(e);
     }
-    let Created { dir, saved, pidfd, sync } = created;
+    let Created {
+        dir,
+        saved,
+        pidfd,
+        sync,
+    } = created;
     drop(sync);
     let json = saved.hook_json(Status::Running);
-    hooks::run_all_warn("poststart", saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &json);
+    hooks::run_all_warn(
+        "poststart",
+        saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
+        &json,
+    );
     // Let `state`, `kill` and `delete` from other callers proceed meanwhile.
     drop(dir);
     let Some(signals) = signals else { return Ok(0) };
@@ -56,8 +69,16 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
 /// Forwards signals until the container's init exits; returns its exit code.
 fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
     let mut fds = [
-        libc::pollfd { fd: signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: signals.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     loop {
         sys::poll(&mut fds, -1)?;

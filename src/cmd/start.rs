@@ -37,7 +37,11 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
         None => bail!("container process exited before it could start"),
     }
     let json = saved.hook_json(Status::Running);
-    hooks::run_all_warn("poststart", saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()), &json);
+    hooks::run_all_warn(
+        "poststart",
+        saved.hooks.as_ref().and_then(|h| h.poststart().as_ref()),
+        &json,
+    );
     Ok(0)
 }
 
@@ -47,8 +51,16 @@ use std::os::unix::fs::OpenOptionsExt;
 /// dies: a dead init is reported, never waited on forever.
 fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
     let mut fds = [
-        libc::pollfd { fd: fifo.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: fifo.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     loop {
         sys::poll(&mut fds, -1)?;

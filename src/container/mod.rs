@@ -79,7 +79,12 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     let process = process::Plan::from_spec(spec.process().as_ref().context("config.json has no process")?)?;
     let linux = spec.linux().as_ref();
     let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
-    let cgroup_layout = if spec.mounts().iter().flatten().any(|m| m.typ().as_deref() == Some("cgroup")) {
+    let cgroup_layout = if spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.typ().as_deref() == Some("cgroup"))
+    {
         mounts::CgroupLayout::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?)
     } else {
         mounts::CgroupLayout::default()
@@ -97,7 +102,8 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     let dir = ContainerDir::create(root, &args.id)?;
     let hooks = spec.hooks().as_ref();
     let has_runtime_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     let needs_host_pid = hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some());
     let saved = Saved {
@@ -140,7 +146,12 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         hook_state: saved,
     };
     match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
-        Ok((saved, pidfd, sync)) => Ok(Created { dir, saved, pidfd, sync }),
+        Ok((saved, pidfd, sync)) => Ok(Created {
+            dir,
+            saved,
+            pidfd,
+            sync,
+        }),
         Err(e) => {
             let _ = dir.remove();
             Err(e)
@@ -199,7 +210,9 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
     launch.hook_state.pid = pid;
     if let Some(adj) = launch.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let proc = rootfs::procfs::Proc::open().context("open /proc")?;
-        let fd = proc.open_write(&PathBuf::from(format!("{pid}/oom_score_adj"))).context("open oom_score_adj")?;
+        let fd = proc
+            .open_write(&PathBuf::from(format!("{pid}/oom_score_adj")))
+            .context("open oom_score_adj")?;
         sys::write_all(fd.as_raw_fd(), adj.to_string().as_bytes()).with_context(|| format!("set oomScoreAdj {adj}"))?;
     }
     loop {

@@ -40,11 +40,6 @@ pub struct Plan {
     pub child_joins: Vec<Join>,
     pub new_user: bool,
     pub new_pid: bool,
-    pub new_mount: bool,
-    pub new_uts: bool,
-    pub new_net: bool,
-    pub new_ipc: bool,
-    pub has_mount_ns: bool,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -105,7 +100,11 @@ impl Plan {
             match ns.path() {
                 None => new |= f,
                 Some(p) => {
-                    let join = Join { fd: open_namespace(p, ns.typ())?, flag: f, path: p.clone() };
+                    let join = Join {
+                        fd: open_namespace(p, ns.typ())?,
+                        flag: f,
+                        path: p.clone(),
+                    };
                     if f == libc::CLONE_NEWPID || f == libc::CLONE_NEWTIME {
                         parent_joins.push(join);
                     } else {
@@ -134,11 +133,6 @@ impl Plan {
             child_joins,
             new_user: new & libc::CLONE_NEWUSER != 0,
             new_pid: new & libc::CLONE_NEWPID != 0,
-            new_mount: new & libc::CLONE_NEWNS != 0,
-            new_uts: new & libc::CLONE_NEWUTS != 0,
-            new_net: new & libc::CLONE_NEWNET != 0,
-            new_ipc: new & libc::CLONE_NEWIPC != 0,
-            has_mount_ns: seen & libc::CLONE_NEWNS != 0,
         })
     }
 
@@ -171,10 +165,13 @@ impl Plan {
 pub fn enter_for_children(plan: &Plan) -> Result<Vec<(OwnedFd, i32)>> {
     let mut restore = Vec::new();
     for j in &plan.parent_joins {
-        let own = if j.flag == libc::CLONE_NEWPID { "/proc/self/ns/pid" } else { "/proc/self/ns/time" };
+        let own = if j.flag == libc::CLONE_NEWPID {
+            "/proc/self/ns/pid"
+        } else {
+            "/proc/self/ns/time"
+        };
         let fd: OwnedFd = fs::File::open(own).with_context(|| format!("open {own}"))?.into();
-        sys::setns(j.fd.as_raw_fd(), j.flag)
-            .with_context(|| format!("setns {}", j.path.display()))?;
+        sys::setns(j.fd.as_raw_fd(), j.flag).with_context(|| format!("setns {}", j.path.display()))?;
         restore.push((fd, j.flag));
     }
     Ok(restore)
@@ -230,7 +227,7 @@ mod tests {
         let want = libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUSER;
         assert_eq!(p.clone_flags, want as u64);
         assert_eq!(p.unshare_flags, 0);
-        assert!(p.new_user && p.new_pid && p.has_mount_ns);
+        assert!(p.new_user && p.new_pid);
     }
 
     #[test]

@@ -21,7 +21,11 @@ fn convert(set: Option<&Capabilities>, supported: &CapsHashSet) -> CapsHashSet {
     let mut out = CapsHashSet::new();
     for cap in set.into_iter().flatten() {
         let name = cap.to_string();
-        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
         match name.parse::<Capability>() {
             Ok(c) if supported.contains(&c) => {
                 out.insert(c);

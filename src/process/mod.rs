@@ -76,7 +76,12 @@ impl Plan {
         let mut rlimits = Vec::new();
         for r in p.rlimits().as_deref().unwrap_or(&[]) {
             if r.soft() > r.hard() {
-                bail!("rlimit {:?}: soft limit {} exceeds hard limit {}", r.typ(), r.soft(), r.hard());
+                bail!(
+                    "rlimit {:?}: soft limit {} exceeds hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                );
             }
             rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
         }
@@ -138,7 +143,9 @@ impl Plan {
         let name = Path::new(std::ffi::OsStr::from_bytes(arg0.as_bytes()));
         let shown = name.display();
         if arg0.as_bytes().contains(&b'/') {
-            return check_executable(name).map(|_| arg0.clone()).map_err(|e| Failure::errno(Step::LookupExecutable, shown, e));
+            return check_executable(name)
+                .map(|_| arg0.clone())
+                .map_err(|e| Failure::errno(Step::LookupExecutable, shown, e));
         }
         let mut last = libc::ENOENT;
         for dir in self.path_var.split(':') {
@@ -150,7 +157,11 @@ impl Plan {
                 Err(e) => last = e,
             }
         }
-        Err(Failure::errno(Step::LookupExecutable, format!("{shown} (not found in $PATH)"), last))
+        Err(Failure::errno(
+            Step::LookupExecutable,
+            format!("{shown} (not found in $PATH)"),
+            last,
+        ))
     }
 
     /// HOME from the container's /etc/passwd when the config sets none.
@@ -218,8 +229,10 @@ mod tests {
         assert!(Plan::from_spec(&no_args).is_err());
         let rel_cwd = process(serde_json::json!({"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "rel"}));
         assert!(Plan::from_spec(&rel_cwd).is_err());
-        let soft_over_hard = process(serde_json::json!({"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/",
-            "rlimits": [{"type": "RLIMIT_CORE", "soft": 2, "hard": 1}]}));
+        let soft_over_hard = process(
+            serde_json::json!({"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/",
+            "rlimits": [{"type": "RLIMIT_CORE", "soft": 2, "hard": 1}]}),
+        );
         assert!(Plan::from_spec(&soft_over_hard).is_err());
     }
 

@@ -24,18 +24,25 @@ pub struct Node {
 
 /// null, zero, full, random, urandom, tty: what runc gives every container.
 pub fn defaults() -> Vec<Node> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| Node {
-            path: format!("/dev/{name}"),
-            kind: libc::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Node {
+        path: format!("/dev/{name}"),
+        kind: libc::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 pub fn from_spec(d: &LinuxDevice) -> Result<Node, String> {
@@ -87,8 +94,14 @@ pub fn create(root: i32, node: &Node, in_user_ns: bool) -> Result<(), Failure> {
     if in_user_ns {
         let target = resolve::ensure(root, &rel, true).at(Step::CreateDevice, &node.path)?;
         let host = sys::cstring(Path::new(&node.path)).at(Step::CreateDevice, &node.path)?;
-        return sys::mount(Some(&host), &resolve::fd_path(target.as_raw_fd()), None, libc::MS_BIND, None)
-            .at(Step::CreateDevice, &node.path);
+        return sys::mount(
+            Some(&host),
+            &resolve::fd_path(target.as_raw_fd()),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .at(Step::CreateDevice, &node.path);
     }
     let dev = sys::makedev(node.major, node.minor);
     sys::mknodat(dirfd, name, node.kind | node.mode, dev).at(Step::CreateDevice, &node.path)?;
@@ -140,12 +153,18 @@ mod tests {
         let null = nodes.iter().find(|n| n.path == "/dev/null").unwrap();
         assert_eq!(null.mode, 0o600);
         let fuse = nodes.iter().find(|n| n.path == "/dev/fuse").unwrap();
-        assert_eq!((fuse.kind, fuse.major, fuse.minor, fuse.uid, fuse.gid), (libc::S_IFCHR, 10, 229, 5, 6));
+        assert_eq!(
+            (fuse.kind, fuse.major, fuse.minor, fuse.uid, fuse.gid),
+            (libc::S_IFCHR, 10, 229, 5, 6)
+        );
     }
 
     #[test]
     fn block_and_fifo_types_map_to_mode_bits() {
-        let b = from_spec(&dev(serde_json::json!({"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}))).unwrap();
+        let b = from_spec(&dev(
+            serde_json::json!({"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}),
+        ))
+        .unwrap();
         assert_eq!(b.kind, libc::S_IFBLK);
         let p = from_spec(&dev(serde_json::json!({"path": "/dev/p", "type": "p"}))).unwrap();
         assert_eq!(p.kind, libc::S_IFIFO);

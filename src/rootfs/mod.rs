@@ -90,8 +90,8 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
         entries.sort();
         procfs::write_sysctls(entries.into_iter())?;
     }
-    let root = sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
-        .at(Step::MaskPath, "/")?;
+    let root =
+        sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::MaskPath, "/")?;
     if let Some(masked) = linux.and_then(|l| l.masked_paths().as_ref()) {
         paths::mask(root.as_raw_fd(), masked)?;
     }
@@ -109,6 +109,10 @@ pub fn binds_dev(spec: &Spec) -> bool {
     spec.mounts().as_deref().unwrap_or(&[]).iter().any(|m| {
         resolve::clean(m.destination()) == Path::new("dev")
             && (m.typ().as_deref() == Some("bind")
-                || m.options().as_deref().unwrap_or(&[]).iter().any(|o| o == "bind" || o == "rbind"))
+                || m.options()
+                    .as_deref()
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
     })
 }

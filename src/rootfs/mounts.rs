@@ -84,8 +84,7 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
             "symfollow" => (0, libc::MS_NOSYMFOLLOW),
             "bind" => (libc::MS_BIND, 0),
             "rbind" => (libc::MS_BIND | libc::MS_REC, 0),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
                 o.propagation.push(propagation_flag(opt).unwrap_or(0));
                 continue;
             }
@@ -161,7 +160,9 @@ impl CgroupLayout {
     pub fn from_mountinfo(text: &str) -> CgroupLayout {
         let mut layout = CgroupLayout::default();
         for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let mountpoint = left.split(' ').nth(4).unwrap_or("");
             let mut r = right.split(' ');
             let fstype = r.next().unwrap_or("");
@@ -196,7 +197,10 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
     let shown = m.destination().display();
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))
         .map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL))?;
-    let typ = m.typ().as_deref().unwrap_or(if opts.is_bind() { "bind" } else { "none" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if opts.is_bind() { "bind" } else { "none" });
 
     if opts.is_bind() || typ == "bind" {
         let source = bind_source(ctx.bundle, m.source().as_deref());
@@ -214,8 +218,14 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
         let c = |s: &str| CString::new(s).map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL));
         let (src_c, typ_c, data_c) = (c(&source)?, c(typ)?, c(&data)?);
         let flags = opts.flags & !libc::MS_REMOUNT;
-        sys::mount(Some(&src_c), &resolve::fd_path(target.as_raw_fd()), Some(&typ_c), flags, Some(&data_c))
-            .at(Step::Mount, &shown)?;
+        sys::mount(
+            Some(&src_c),
+            &resolve::fd_path(target.as_raw_fd()),
+            Some(&typ_c),
+            flags,
+            Some(&data_c),
+        )
+        .at(Step::Mount, &shown)?;
     }
     finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &shown)
 }
@@ -234,7 +244,13 @@ fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
 fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, opts: &Options) -> io::Result<()> {
     let src = sys::cstring(source)?;
     let tpath = resolve::fd_path(target.as_raw_fd());
-    sys::mount(Some(&src), &tpath, None, opts.flags & (libc::MS_BIND | libc::MS_REC), None)?;
+    sys::mount(
+        Some(&src),
+        &tpath,
+        None,
+        opts.flags & (libc::MS_BIND | libc::MS_REC),
+        None,
+    )?;
     let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if extra == 0 && opts.cleared == 0 {
         return Ok(());
@@ -302,7 +318,12 @@ fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) ->
     let tmpfs_flags = (flags & !libc::MS_RDONLY) | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     sys::mount(Some(c"tmpfs"), &tpath, Some(c"tmpfs"), tmpfs_flags, Some(c"mode=755"))?;
     let dir = resolve::open(ctx.root, dest, libc::O_DIRECTORY)?;
-    let mut subs: Vec<(&str, Option<&str>)> = ctx.cgroups.v1.iter().map(|(n, o)| (n.as_str(), Some(o.as_str()))).collect();
+    let mut subs: Vec<(&str, Option<&str>)> = ctx
+        .cgroups
+        .v1
+        .iter()
+        .map(|(n, o)| (n.as_str(), Some(o.as_str())))
+        .collect();
     if ctx.cgroups.hybrid {
         subs.push(("unified", None));
     }
@@ -337,7 +358,13 @@ fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) ->
     }
     if flags & libc::MS_RDONLY != 0 {
         let path = resolve::fd_path(dir.as_raw_fd());
-        sys::mount(None, &path, None, libc::MS_REMOUNT | libc::MS_RDONLY | tmpfs_flags, None)?;
+        sys::mount(
+            None,
+            &path,
+            None,
+            libc::MS_REMOUNT | libc::MS_RDONLY | tmpfs_flags,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -387,6 +414,9 @@ mod tests {
 ";
         let l = CgroupLayout::from_mountinfo(text);
         assert!(l.hybrid && !l.unified_only);
-        assert_eq!(l.v1, vec![("cpu".into(), "cpu".into()), ("systemd".into(), "name=systemd".into())]);
+        assert_eq!(
+            l.v1,
+            vec![("cpu".into(), "cpu".into()), ("systemd".into(), "name=systemd".into())]
+        );
     }
 }

@@ -15,7 +15,11 @@ fn open_dev_null(root: RawFd) -> Result<OwnedFd, Failure> {
         .at(Step::MaskPath, "/dev/null")?;
     let st = sys::fstat(fd.as_raw_fd()).at(Step::MaskPath, "/dev/null")?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != sys::makedev(1, 3) {
-        return Err(Failure::errno(Step::MaskPath, "/dev/null (not the null device)", libc::EINVAL));
+        return Err(Failure::errno(
+            Step::MaskPath,
+            "/dev/null (not the null device)",
+            libc::EINVAL,
+        ));
     }
     Ok(fd)
 }
@@ -34,7 +38,9 @@ fn open_existing(root: RawFd, path: &str, step: Step) -> Result<Option<OwnedFd>,
 pub fn mask(root: RawFd, paths: &[String]) -> Result<(), Failure> {
     let mut dev_null = None;
     for path in paths {
-        let Some(target) = open_existing(root, path, Step::MaskPath)? else { continue };
+        let Some(target) = open_existing(root, path, Step::MaskPath)? else {
+            continue;
+        };
         let st = sys::fstat(target.as_raw_fd()).at(Step::MaskPath, path)?;
         let cover = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             sys::detached_tmpfs(true).at(Step::MaskPath, path)?
@@ -43,7 +49,7 @@ pub fn mask(root: RawFd, paths: &[String]) -> Result<(), Failure> {
                 dev_null = Some(open_dev_null(root)?);
             }
             let null = dev_null.as_ref().expect("opened above");
-            let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u32 | libc::AT_EMPTY_PATH as u32;
+            let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) | libc::AT_EMPTY_PATH as u32;
             sys::open_tree(null.as_raw_fd(), c"", flags).at(Step::MaskPath, path)?
         };
         sys::move_mount_fd(cover.as_raw_fd(), target.as_raw_fd()).at(Step::MaskPath, path)?;
@@ -54,9 +60,11 @@ pub fn mask(root: RawFd, paths: &[String]) -> Result<(), Failure> {
 /// Re-binds each path over itself, recursively read-only.
 pub fn make_readonly(root: RawFd, paths: &[String]) -> Result<(), Failure> {
     for path in paths {
-        let Some(target) = open_existing(root, path, Step::ReadonlyPath)? else { continue };
-        let flags = (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u32
-            | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32;
+        let Some(target) = open_existing(root, path, Step::ReadonlyPath)? else {
+            continue;
+        };
+        let flags =
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32;
         let tree = sys::open_tree(target.as_raw_fd(), c"", flags).at(Step::ReadonlyPath, path)?;
         let attr_flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32;
         sys::mount_setattr(tree.as_raw_fd(), c"", attr_flags, 0x1, 0, 0).at(Step::ReadonlyPath, path)?;

@@ -81,7 +81,10 @@ mod tests {
 
     #[test]
     fn sysctl_keys_map_below_proc_sys_only() {
-        assert_eq!(sysctl_path("net.ipv4.ip_forward"), Some(PathBuf::from("sys/net/ipv4/ip_forward")));
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward"),
+            Some(PathBuf::from("sys/net/ipv4/ip_forward"))
+        );
         assert_eq!(sysctl_path("kernel/../x"), None);
         assert_eq!(sysctl_path("a..b"), None);
         assert_eq!(sysctl_path(""), None);
@@ -91,7 +94,11 @@ mod tests {
     fn host_proc_is_recognised() {
         let p = Proc::open().expect("/proc is procfs here");
         // A regular procfs file opens; a path that walks out is refused.
-        assert!(p.open_write(Path::new("self/oom_score_adj")).is_ok());
+        assert!(p
+            .open_write(&PathBuf::from(format!("{}/oom_score_adj", sys::getpid())))
+            .is_ok());
+        // "self" is a symlink: refused.
+        assert!(p.open_write(Path::new("self/oom_score_adj")).is_err());
         assert!(p.open_write(Path::new("../etc/passwd")).is_err());
     }
 }

@@ -45,22 +45,49 @@ pub fn open_io(root: RawFd, rel: &Path, flags: i32, resolve_extra: u64) -> io::R
 }
 
 /// Creates every missing directory of `rel` inside `root` and returns an
-/// O_PATH fd of the last one.
+/// O_PATH fd of the last one. A dangling symlink on the way is followed
+/// inside the root, and its target created there.
 pub fn mkdir_all(root: RawFd, rel: &Path, mode: u32) -> io::Result<OwnedFd> {
+    mkdir_all_depth(root, rel, mode, 0)
+}
+
+fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let comps: Vec<Component> = rel.components().collect();
     let mut cur = open(root, Path::new(""), libc::O_DIRECTORY)?;
     let mut prefix = PathBuf::new();
-    for comp in rel.components() {
+    for (i, comp) in comps.iter().enumerate() {
         prefix.push(comp);
+        match open(root, &prefix, libc::O_DIRECTORY) {
+            Ok(fd) => {
+                cur = fd;
+                continue;
+            }
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            Err(_) => {}
+        }
+        let name = Path::new(comp.as_os_str());
+        match sys::mkdirat(cur.as_raw_fd(), name, mode) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        // Reopen through the root: a racing symlink still resolves inside.
         match open(root, &prefix, libc::O_DIRECTORY) {
             Ok(fd) => cur = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                match sys::mkdirat(cur.as_raw_fd(), Path::new(comp.as_os_str()), mode) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(e),
-                }
-                // Reopen through the root: a racing symlink still resolves inside.
-                cur = open(root, &prefix, libc::O_DIRECTORY)?;
+                // `name` exists but leads nowhere: a dangling symlink.
+                let target = sys::readlinkat(cur.as_raw_fd(), name)?;
+                let base = if target.is_absolute() {
+                    PathBuf::new()
+                } else {
+                    prefix.parent().unwrap_or(Path::new("")).to_path_buf()
+                };
+                let mut next = clean(&Path::new("/").join(base).join(target));
+                next.extend(&comps[i + 1..]);
+                return mkdir_all_depth(root, &next, mode, depth + 1);
             }
             Err(e) => return Err(e),
         }
@@ -81,7 +108,12 @@ pub fn ensure(root: RawFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
     }
     let (parent, name) = split(rel)?;
     let dir = mkdir_all(root, parent, 0o755)?;
-    match sys::openat(dir.as_raw_fd(), name, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644) {
+    match sys::openat(
+        dir.as_raw_fd(),
+        name,
+        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+        0o644,
+    ) {
         Ok(_) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         Err(e) => return Err(e),

@@ -10,7 +10,9 @@ use oci_spec::runtime::Spec;
 /// honoured.
 pub fn check_supported(spec: &Spec) -> Result<()> {
     if spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some() {
-        bail!("linux.seccomp is not supported by this xrun build yet; remove it from config.json to run without a filter");
+        bail!(
+            "linux.seccomp is not supported by this xrun build yet; remove it from config.json to run without a filter"
+        );
     }
     Ok(())
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every xrun test on this machine: formatting, lints, unit tests and the
+# integration suite (which starts real containers, so it needs root).
+# Installs what it needs from Debian and crates.io; safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run-all.sh: the integration tests start containers and need root" >&2
+    exit 1
+fi
+
+need_pkgs=()
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== unit tests"
+cargo test --bins
+echo "== integration tests"
+cargo test --test integration -- --test-threads=2
