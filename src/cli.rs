@@ -41,7 +41,7 @@ pub struct Cli {
     pub systemd_cgroup: bool,
 
     /// Ignore cgroup permission errors: true, false or auto (only false/auto supported)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
 
     /// Print the version

@@ -236,7 +236,7 @@ fn send_frame(fd: RawFd, kind: Kind, step: Step, errno: i32, path: &str) -> io::
     let bytes = truncate_utf8(path, PATH_MAX_LEN);
     buf[12..14].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
     buf[14..14 + bytes.len()].copy_from_slice(bytes);
-    sys::write_all(fd, &buf)
+    sys::send_nosignal(fd, &buf)
 }
 
 fn truncate_utf8(s: &str, max: usize) -> &[u8] {

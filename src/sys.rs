@@ -511,6 +511,21 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// One datagram on a socket; a closed peer is EPIPE, never SIGPIPE.
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+    loop {
+        // SAFETY: pointer and length describe `buf`.
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: pointer and length describe `buf`.
@@ -613,6 +628,30 @@ pub fn readlinkat(dirfd: RawFd, path: &Path) -> io::Result<std::path::PathBuf> {
     let n = check(unsafe { libc::readlinkat(dirfd, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)?;
     buf.truncate(n as usize);
     Ok(std::ffi::OsString::from_vec(buf).into())
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, program).
+pub fn seccomp_set_filter(flags: u32, program: &[seccompiler::sock_filter]) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    let prog = SockFprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; sock_filter
+    // has the kernel's layout (repr(C)).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
+    })
+    .map(drop)
 }
 
 pub fn keyctl_join_session_keyring(name: &CStr) -> io::Result<()> {

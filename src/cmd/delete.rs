@@ -28,7 +28,8 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
     let saved = dir.load()?;
     match dir.status(&saved) {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&saved)?,
+        // A created container is not stopped either: the spec wants an error
+        // (runc deletes it anyway); --force kills it.
         _ if force => kill_and_wait(&saved)?,
         status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
     }

@@ -36,7 +36,8 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
         Some(sys::signalfd_for(&FORWARDED)?)
     };
     let created = container::create(root, &args.create, Mode::Run)?;
-    if let Err(e) = container::release_over_sync(&created.sync) {
+    let released = container::run_prestart(&created.saved).and_then(|()| container::release_over_sync(&created.sync));
+    if let Err(e) = released {
         let _ = crate::cmd::delete::destroy(created.dir, true);
         return Err(e);
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::state::{self, ContainerDir, Status};
-use crate::{hooks, sys};
+use crate::{container, hooks, sys};
 
 pub fn run(root: &Path, id: &str) -> Result<i32> {
     let dir = ContainerDir::open(root, id)?;
@@ -28,6 +28,11 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
     let pidfd = sys::pidfd_open(saved.pid).context("container process is already dead")?;
     if !state::init_alive(saved.pid, saved.init_start_time) {
         bail!("container process is already dead");
+    }
+    if let Err(e) = container::run_prestart(&saved) {
+        drop(fifo);
+        let _ = crate::cmd::delete::destroy(dir, true);
+        return Err(e);
     }
     let reply = wait_for_release(&fifo, &pidfd)?;
     std::fs::remove_file(&fifo_path).with_context(|| format!("remove {}", fifo_path.display()))?;

@@ -93,24 +93,35 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     let p = &mut l.process;
     p.enter_cwd()?;
     p.apply_rlimits()?;
+    p.add_home();
+    let exe = p.lookup()?;
+    // Opened now: after seccomp, openat2 may be denied.
+    let proc = match l.mode {
+        Mode::Create => Some(rootfs::procfs::Proc::open().at(Step::ExecFifo, "/proc")?),
+        Mode::Run => None,
+    };
+    keep_only_stdio_and_preserved(l.preserve_fds)?;
     p.caps.apply_bounding()?;
+    let nnp = p.no_new_privileges;
+    if !nnp {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+        // the user switch below may drop: load it now (runc's order).
+        load_seccomp(l.seccomp.as_ref())?;
+    }
     p.switch_user(l.ns.new_user)?;
     p.caps.apply()?;
-    if p.no_new_privileges {
+    if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;
     }
     sys::umask(p.umask);
-    p.add_home();
-    let exe = p.lookup()?;
-    keep_only_stdio_and_preserved(l.preserve_fds)?;
 
     sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
-    let release = match l.mode {
-        Mode::Run => {
+    let release = match &proc {
+        None => {
             wait_for(sync_fd, Kind::Start)?;
             None
         }
-        Mode::Create => Some(wait_on_fifo(l.fifo_fd)?),
+        Some(proc) => Some(wait_on_fifo(proc, l.fifo_fd)?),
     };
     if let Some(hooks) = l.hooks().and_then(|h| h.start_container().as_ref()) {
         let state = l.hook_state.hook_json(crate::state::Status::Created);
@@ -126,9 +137,19 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     if let Some(fifo) = &release {
         sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
     }
+    if nnp {
+        load_seccomp(l.seccomp.as_ref())?;
+    }
     crate::phase!("exec");
     let err = sys::execve(&exe, &l.process.args, &l.process.env);
     Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+}
+
+fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {
+    match filter {
+        Some(f) => crate::seccomp::load(f).at(Step::Seccomp, ""),
+        None => Ok(()),
+    }
 }
 
 fn hook_failure(step: Step, e: &anyhow::Error) -> Failure {
@@ -167,8 +188,7 @@ fn keep_only_stdio_and_preserved(preserve: u32) -> Result<(), Failure> {
 /// Blocks until `xrun start` opens the fifo for reading; returns the write
 /// end. The fifo is reached through our O_PATH fd via the container's
 /// verified /proc, never by a path the container controls.
-fn wait_on_fifo(fifo_fd: RawFd) -> Result<std::os::fd::OwnedFd, Failure> {
-    let proc = rootfs::procfs::Proc::open().at(Step::ExecFifo, "/proc")?;
+fn wait_on_fifo(proc: &rootfs::procfs::Proc, fifo_fd: RawFd) -> Result<std::os::fd::OwnedFd, Failure> {
     crate::phase!("created: waiting for start");
     proc.reopen_fd(fifo_fd, libc::O_WRONLY).at(Step::ExecFifo, "exec.fifo")
 }

@@ -4,7 +4,7 @@
 //! 1. parse: load and check config.json, plan namespaces/process/rootfs
 //! 2. state: create the state directory (and exec.fifo for `create`)
 //! 3. clone: clone3 into the new namespaces; the child runs `init::run`
-//! 4. id maps, prestart/createRuntime hooks, as the child asks for them
+//! 4. id maps and createRuntime hooks, as the child asks for them
 //! 5. ready: the child has set everything up and waits for `start`
 //! 6. record: state.json and --pid-file
 //!
@@ -24,7 +24,7 @@ use crate::config::{self, Bundle};
 use crate::rootfs::{self, devices, mounts};
 use crate::state::{self, ContainerDir, Saved};
 use crate::sync::{self, Kind};
-use crate::{cgroups, namespaces, process, sys};
+use crate::{cgroups, namespaces, process, seccomp, sys};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -51,6 +51,7 @@ pub struct Launch<'a> {
     pub has_runtime_hooks: bool,
     pub needs_host_pid: bool,
     pub hook_state: Saved,
+    pub seccomp: Option<seccomp::Filter>,
 }
 
 impl Launch<'_> {
@@ -93,6 +94,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         None | Some("") => libc::MS_PRIVATE | libc::MS_REC,
         Some(p) => mounts::propagation_flag(p).ok_or_else(|| anyhow!("unknown rootfsPropagation {p:?}"))?,
     };
+    let seccomp = seccomp::from_spec(spec)?;
     for m in spec.mounts().iter().flatten() {
         mounts::parse_options(m.options().as_deref().unwrap_or(&[]))
             .map_err(|e| anyhow!("mount {}: {e}", m.destination().display()))?;
@@ -101,10 +103,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
     let hooks = spec.hooks().as_ref();
-    let has_runtime_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-    });
+    let has_runtime_hooks = hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
     let needs_host_pid = hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some());
     let saved = Saved {
         oci_version: state::OCI_VERSION.to_string(),
@@ -144,6 +143,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         has_runtime_hooks,
         needs_host_pid,
         hook_state: saved,
+        seccomp,
     };
     match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
         Ok((saved, pidfd, sync)) => Ok(Created {
@@ -165,6 +165,12 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
         Mode::Create => {
             let path = dir.fifo_path();
             sys::mkfifo(&sys::cstring(&path)?, 0o622).with_context(|| format!("mkfifo {}", path.display()))?;
+            // The init may be a user namespace's root (an unprivileged host
+            // id): let it open the fifo despite our umask.
+            let (uid, gid) = namespaces::host_root_ids(&launch.bundle.spec);
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", path.display()))?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622))?;
             Some(sys::openat(libc::AT_FDCWD, &path, libc::O_PATH, 0)?)
         }
         Mode::Run => None,
@@ -229,7 +235,6 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
             Kind::RuntimeHooks => {
                 let json = launch.hook_state.hook_json(state::Status::Creating);
                 let hooks = launch.bundle.spec.hooks().as_ref();
-                crate::hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &json)?;
                 crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
@@ -242,6 +247,15 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
             Kind::Continue | Kind::Start => bail!("unexpected message from container init"),
         }
     }
+}
+
+/// prestart hooks, in the runtime's namespaces, once the container is
+/// created and before its process is released (the point the validation
+/// suite checks; runc runs them earlier, during create). A failure stops
+/// and deletes the container, as the spec's lifecycle requires.
+pub fn run_prestart(saved: &Saved) -> Result<()> {
+    let hooks = saved.hooks.as_ref().and_then(|h| h.prestart().as_ref());
+    crate::hooks::run_all("prestart", hooks, &saved.hook_json(state::Status::Created))
 }
 
 /// `run`: lets the child go on to exec, and waits until it has (EOF on the

@@ -184,6 +184,22 @@ pub fn leave_for_children(restore: Vec<(OwnedFd, i32)>) -> Result<()> {
     Ok(())
 }
 
+/// The host uid and gid that the container's root maps to (0, 0 without a
+/// user namespace mapping).
+pub fn host_root_ids(spec: &Spec) -> (u32, u32) {
+    let linux = spec.linux().as_ref();
+    let to_host = |maps: Option<&Vec<LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map_or(0, |m| m.host_id())
+    };
+    (
+        to_host(linux.and_then(|l| l.uid_mappings().as_ref())),
+        to_host(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+}
+
 /// Writes /proc/PID/{uid_map,gid_map} for a child in a new user namespace.
 pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();

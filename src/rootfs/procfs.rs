@@ -45,9 +45,10 @@ impl Proc {
         Ok(fd)
     }
 
-    /// Re-opens one of our own fds through /proc/self/fd (magic link).
+    /// Re-opens one of our own fds through /proc/self/fd (magic link). Plain
+    /// openat: a seccomp profile loaded by then may not allow openat2.
     pub fn reopen_fd(&self, fd: i32, flags: i32) -> io::Result<OwnedFd> {
-        sys::openat2(self.0.as_raw_fd(), &PathBuf::from(format!("self/fd/{fd}")), flags, 0, 0)
+        sys::openat(self.0.as_raw_fd(), &PathBuf::from(format!("self/fd/{fd}")), flags, 0)
     }
 }
 
