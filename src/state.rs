@@ -67,6 +67,10 @@ pub struct Saved {
     /// Whether the init has its own pid namespace (then killing it ends all).
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container has no mount namespace: its mounts are in the
+    /// runtime's and `delete` takes them down.
+    #[serde(default)]
+    pub host_mounts: bool,
 }
 
 /// The JSON `xrun state` prints and hooks receive on stdin (runc's fields).

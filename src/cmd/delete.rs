@@ -33,6 +33,9 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
         _ if force => kill_and_wait(&saved)?,
         status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
     }
+    if saved.host_mounts {
+        crate::rootfs::unmount_below(&saved.rootfs);
+    }
     let json = saved.hook_json(Status::Stopped);
     hooks::run_all_warn(
         "poststop",

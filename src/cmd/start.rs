@@ -18,6 +18,15 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
         Status::Running => bail!("cannot start an already running container"),
         other => bail!("cannot start a container in the {other} state"),
     }
+    let pidfd = sys::pidfd_open(saved.pid).context("container process is already dead")?;
+    if !state::init_alive(saved.pid, saved.init_start_time) {
+        bail!("container process is already dead");
+    }
+    // Before the fifo is opened: opening it is what lets the init go on.
+    if let Err(e) = container::run_prestart(&saved) {
+        let _ = crate::cmd::delete::destroy(dir, true);
+        return Err(e);
+    }
     let fifo_path = dir.fifo_path();
     let fifo: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
@@ -25,15 +34,6 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
         .open(&fifo_path)
         .with_context(|| format!("open {}", fifo_path.display()))?
         .into();
-    let pidfd = sys::pidfd_open(saved.pid).context("container process is already dead")?;
-    if !state::init_alive(saved.pid, saved.init_start_time) {
-        bail!("container process is already dead");
-    }
-    if let Err(e) = container::run_prestart(&saved) {
-        drop(fifo);
-        let _ = crate::cmd::delete::destroy(dir, true);
-        return Err(e);
-    }
     let reply = wait_for_release(&fifo, &pidfd)?;
     std::fs::remove_file(&fifo_path).with_context(|| format!("remove {}", fifo_path.display()))?;
     match reply.first() {
@@ -52,8 +52,10 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
 
 use std::os::unix::fs::OpenOptionsExt;
 
-/// Waits until the init writes its go-ahead (or an error) into the fifo, or
-/// dies: a dead init is reported, never waited on forever.
+/// Collects what the init writes into the fifo: its go-ahead (or an error),
+/// then EOF when its end closes at execve. So `start` returns, and poststart
+/// runs, only once the user process really is executing. A dead init is
+/// reported, never waited on forever.
 fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
     let mut fds = [
         libc::pollfd {
@@ -67,21 +69,20 @@ fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
             revents: 0,
         },
     ];
+    let mut reply = Vec::new();
     loop {
         sys::poll(&mut fds, -1)?;
         if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
-            let mut buf = vec![0u8; 4096];
+            let mut buf = [0u8; 4096];
             match sys::read(fifo.as_raw_fd(), &mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
+                Ok(0) => return Ok(reply),
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
                 Err(e) => return Err(e).context("read exec.fifo"),
             }
-        }
-        if fds[1].revents != 0 {
-            bail!("container process exited before it could start");
+        } else if fds[1].revents != 0 {
+            // Exited without ever opening the fifo.
+            return Ok(reply);
         }
     }
 }

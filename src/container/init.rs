@@ -84,22 +84,33 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         crate::hooks::run_all("createContainer", Some(hooks), &state)
             .map_err(|e| hook_failure(Step::CreateContainerHook, &e))?;
     }
+    if let Some(p) = &l.process {
+        p.create_cwd(root.as_raw_fd())?;
+    }
     crate::phase!("pivot");
     rootfs::enter(rootfs_plan, &root)?;
     drop(root);
     rootfs::finish(rootfs_plan)?;
 
     crate::phase!("process");
-    let p = &mut l.process;
-    p.enter_cwd()?;
-    p.apply_rlimits()?;
-    p.add_home();
-    let exe = p.lookup()?;
-    // Opened now: after seccomp, openat2 may be denied.
+    // Opened now: once a seccomp filter is loaded, openat2 may be denied.
     let proc = match l.mode {
         Mode::Create => Some(rootfs::procfs::Proc::open().at(Step::ExecFifo, "/proc")?),
         Mode::Run => None,
     };
+    let Some(p) = l.process.as_mut() else {
+        // runtime spec: create works without a process; start must fail.
+        let release = release(l, proc.as_ref(), sync_fd)?;
+        let f = Failure::errno(Step::Exec, "config.json has no process to start", libc::EINVAL);
+        if let Some(fifo) = &release {
+            let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
+        }
+        return Err(f);
+    };
+    p.enter_cwd()?;
+    p.apply_rlimits()?;
+    p.add_home();
+    let exe = p.lookup()?;
     keep_only_stdio_and_preserved(l.preserve_fds)?;
     p.caps.apply_bounding()?;
     let nnp = p.no_new_privileges;
@@ -115,21 +126,14 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     }
     sys::umask(p.umask);
 
-    sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
-    let release = match &proc {
-        None => {
-            wait_for(sync_fd, Kind::Start)?;
-            None
-        }
-        Some(proc) => Some(wait_on_fifo(proc, l.fifo_fd)?),
-    };
+    let release = release(l, proc.as_ref(), sync_fd)?;
     if let Some(hooks) = l.hooks().and_then(|h| h.start_container().as_ref()) {
         let state = l.hook_state.hook_json(crate::state::Status::Created);
         if let Err(e) = crate::hooks::run_all("startContainer", Some(hooks), &state) {
             let f = hook_failure(Step::StartContainerHook, &e);
             if let Some(fifo) = &release {
                 // Tell `xrun start` why, through the fifo it is reading.
-                let _ = sys::write_all(fifo.as_raw_fd(), format!("{f}").as_bytes());
+                let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
             }
             return Err(f);
         }
@@ -141,8 +145,24 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         load_seccomp(l.seccomp.as_ref())?;
     }
     crate::phase!("exec");
-    let err = sys::execve(&exe, &l.process.args, &l.process.env);
+    let p = l.process.as_ref().expect("checked above");
+    let err = sys::execve(&exe, &p.args, &p.env);
     Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+}
+
+/// Tells the parent we are ready, then waits to be released: by `xrun start`
+/// through exec.fifo (returned, for the go-ahead byte) or by `run` over the
+/// sync socket.
+fn release(
+    l: &Launch,
+    proc: Option<&rootfs::procfs::Proc>,
+    sync_fd: RawFd,
+) -> Result<Option<std::os::fd::OwnedFd>, Failure> {
+    sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
+    match proc {
+        None => wait_for(sync_fd, Kind::Start).map(|()| None),
+        Some(proc) => wait_on_fifo(proc, l.fifo_fd).map(Some),
+    }
 }
 
 fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {

@@ -41,7 +41,8 @@ pub struct Launch<'a> {
     pub mode: Mode,
     pub bundle: &'a Bundle,
     pub ns: namespaces::Plan,
-    pub process: process::Plan,
+    /// None when config.json has no process (create works, start fails).
+    pub process: Option<process::Plan>,
     pub rootfs: rootfs::Plan<'a>,
     pub child_sync: RawFd,
     pub fifo_fd: RawFd,
@@ -77,7 +78,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     }
     let spec = &bundle.spec;
     let ns = namespaces::Plan::from_spec(spec)?;
-    let process = process::Plan::from_spec(spec.process().as_ref().context("config.json has no process")?)?;
+    let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     let linux = spec.linux().as_ref();
     let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
     let cgroup_layout = if spec
@@ -117,6 +118,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         annotations: spec.annotations().clone(),
         hooks: spec.hooks().clone(),
         own_pid_ns: ns.new_pid,
+        host_mounts: ns.host_mounts,
     };
     let mut launch = Launch {
         id: args.id.clone(),
@@ -127,6 +129,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             rootfs: &bundle.rootfs,
             bundle: &bundle.dir,
             no_pivot: args.no_pivot,
+            own_mount_ns: ns.new_mount,
             in_user_ns: ns.new_user || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER),
             devices,
             setup_dev: !rootfs::binds_dev(spec),
@@ -153,6 +156,9 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             sync,
         }),
         Err(e) => {
+            if launch.hook_state.host_mounts {
+                rootfs::unmount_below(&bundle.rootfs);
+            }
             let _ = dir.remove();
             Err(e)
         }
@@ -183,13 +189,22 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     crate::phase!("clone");
     let restore = namespaces::enter_for_children(&launch.ns)?;
     let forked = sys::clone3(launch.ns.clone_flags, placement.clone_into);
-    namespaces::leave_for_children(restore)?;
-    let (pid, pidfd) = match forked.context("clone3")? {
-        sys::Forked::Child => {
+    let (pid, pidfd) = match forked {
+        Ok(sys::Forked::Child) => {
+            // The child already lives in the joined namespaces: only the
+            // parent goes back.
+            drop(restore);
             drop(parent_sync);
             init::run(launch)
         }
-        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+        Ok(sys::Forked::Parent { pid, pidfd }) => {
+            namespaces::leave_for_children(restore)?;
+            (pid, pidfd)
+        }
+        Err(e) => {
+            namespaces::leave_for_children(restore)?;
+            return Err(e).context("clone3");
+        }
     };
     drop(child_sync);
     crate::debug!("init process {pid} cloned with flags {:#x}", launch.ns.clone_flags);

@@ -40,6 +40,12 @@ pub struct Plan {
     pub child_joins: Vec<Join>,
     pub new_user: bool,
     pub new_pid: bool,
+    /// A mount namespace of the container's own (else mounts are made in the
+    /// runtime's or a joined one, and the root is entered with chroot).
+    pub new_mount: bool,
+    /// No mount namespace at all: the container's mounts land in the
+    /// runtime's namespace and `delete` must take them down.
+    pub host_mounts: bool,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -133,6 +139,8 @@ impl Plan {
             child_joins,
             new_user: new & libc::CLONE_NEWUSER != 0,
             new_pid: new & libc::CLONE_NEWPID != 0,
+            new_mount: new & libc::CLONE_NEWNS != 0,
+            host_mounts: seen & libc::CLONE_NEWNS == 0,
         })
     }
 

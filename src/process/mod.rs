@@ -125,14 +125,16 @@ impl Plan {
         sys::prctl(libc::PR_SET_KEEPCAPS, 0).at(Step::SetUid, "keepcaps")
     }
 
-    /// The cwd, created if the image lacks it (as runc does); called inside
-    /// the final root, before the user switch.
-    pub fn enter_cwd(&self) -> Result<(), Failure> {
+    /// Creates the cwd inside the rootfs if the image lacks it (as runc
+    /// does), while the root is still writable.
+    pub fn create_cwd(&self, root: std::os::fd::RawFd) -> Result<(), Failure> {
         let rel = crate::rootfs::resolve::clean(&self.cwd);
-        let root = sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
-            .at(Step::Chdir, self.cwd.display())?;
-        crate::rootfs::resolve::mkdir_all(std::os::fd::AsRawFd::as_raw_fd(&root), &rel, 0o755)
-            .at(Step::Chdir, self.cwd.display())?;
+        crate::rootfs::resolve::mkdir_all(root, &rel, 0o755).at(Step::Chdir, self.cwd.display())?;
+        Ok(())
+    }
+
+    /// Changes into the cwd, inside the final root.
+    pub fn enter_cwd(&self) -> Result<(), Failure> {
         let c = sys::cstring(&self.cwd).at(Step::Chdir, self.cwd.display())?;
         sys::chdir(&c).at(Step::Chdir, self.cwd.display())
     }

@@ -9,7 +9,7 @@ pub mod procfs;
 pub mod resolve;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
@@ -22,6 +22,9 @@ pub struct Plan<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    /// The mount namespace is the container's own: only then may "/" be
+    /// re-propagated and pivot_root used.
+    pub own_mount_ns: bool,
     pub in_user_ns: bool,
     pub devices: Vec<devices::Node>,
     /// Whether xrun populates /dev (false when /dev is bind mounted in).
@@ -34,8 +37,10 @@ pub struct Plan<'a> {
 /// Mounts everything while the host's view is still around; returns an fd of
 /// the rootfs mount.
 pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
-    // Nothing we mount may propagate back to the host.
-    sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).at(Step::RootPropagation, "/")?;
+    if plan.own_mount_ns {
+        // Nothing we mount may propagate back to the host.
+        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).at(Step::RootPropagation, "/")?;
+    }
     let rootfs = sys::cstring(plan.rootfs).at(Step::BindRootfs, plan.rootfs.display())?;
     sys::mount(Some(&rootfs), &rootfs, None, libc::MS_BIND | libc::MS_REC, None)
         .at(Step::BindRootfs, plan.rootfs.display())?;
@@ -65,7 +70,11 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
 /// a move over "/" and chroot.
 pub fn enter(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
     sys::fchdir(root.as_raw_fd()).at(Step::PivotRoot, plan.rootfs.display())?;
-    if plan.no_pivot {
+    if !plan.own_mount_ns {
+        // A shared mount namespace: pivot_root or a move over "/" would
+        // change every other process's root too.
+        sys::chroot(c".").at(Step::Chroot, plan.rootfs.display())?;
+    } else if plan.no_pivot {
         sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).at(Step::Chroot, plan.rootfs.display())?;
         sys::chroot(c".").at(Step::Chroot, plan.rootfs.display())?;
     } else {
@@ -101,7 +110,50 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
     if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         sys::mount_setattr(libc::AT_FDCWD, c"/", 0, 0x1, 0, 0).at(Step::RootReadonly, "/")?;
     }
-    sys::mount(None, c"/", None, plan.root_propagation, None).at(Step::RootPropagation, "/")
+    if plan.own_mount_ns {
+        sys::mount(None, c"/", None, plan.root_propagation, None).at(Step::RootPropagation, "/")?;
+    }
+    Ok(())
+}
+
+/// Takes down every mount at or below `rootfs` in the runtime's mount
+/// namespace, deepest first: what a container without its own mount
+/// namespace leaves behind.
+pub fn unmount_below(rootfs: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(rootfs))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for p in points {
+        if let Ok(c) = sys::cstring(&p) {
+            let _ = sys::umount2(&c, libc::MNT_DETACH);
+        }
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Whether the config bind mounts /dev itself (then xrun leaves it alone).
@@ -115,4 +167,15 @@ pub fn binds_dev(spec: &Spec) -> bool {
                     .iter()
                     .any(|o| o == "bind" || o == "rbind"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\134c"), PathBuf::from("/a b\\c"));
+        assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
+    }
 }

@@ -1,0 +1,823 @@
+/*
+ * checker: runs inside a container and prints, as one JSON object on one
+ * line of stdout, what the process sees of its environment.  The
+ * integration tests compare this view against the bundle's config.json.
+ *
+ * Usage: checker [--path P]... [--exit N] [--sleep SECONDS] [--kill-self SIG]
+ *
+ * Built with: gcc -static -O2 -Wall -o checker checker.c
+ *
+ * Robustness rules: never crash on a missing /proc or an unexpected file;
+ * report problems as strings in the "errors" array instead.  Every string is
+ * escaped so the output is always valid JSON (bytes >= 0x80 are emitted as
+ * \u00XX, i.e. read as Latin-1).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PATHS 64
+#define MAX_ERRORS 64
+#define MAX_FDS 256
+#define MAX_DEPTH 32
+#define CONTENT_LIMIT 256
+#define MAX_DIR_ENTRIES 100
+
+/* ------------------------------------------------------------------ */
+/* errors collected while probing, printed at the end                  */
+
+static char *errors[MAX_ERRORS];
+static int n_errors;
+
+static void add_error(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (n_errors >= MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	errors[n_errors] = strdup(buf);
+	if (errors[n_errors])
+		n_errors++;
+}
+
+static const char *errno_name(int e)
+{
+	static char fallback[16];
+
+	switch (e) {
+	case 0: return "ok";
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case EIO: return "EIO";
+	case ENXIO: return "ENXIO";
+	case EBADF: return "EBADF";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case ENODEV: return "ENODEV";
+	case ENOTDIR: return "ENOTDIR";
+	case EISDIR: return "EISDIR";
+	case EINVAL: return "EINVAL";
+	case ETXTBSY: return "ETXTBSY";
+	case ENOSPC: return "ENOSPC";
+	case EROFS: return "EROFS";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case ELOOP: return "ELOOP";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EOVERFLOW: return "EOVERFLOW";
+	}
+	snprintf(fallback, sizeof(fallback), "E%d", e);
+	return fallback;
+}
+
+/* ------------------------------------------------------------------ */
+/* minimal streaming JSON writer                                       */
+
+static int depth;
+static int item_count[MAX_DEPTH];
+static int after_key;
+
+static void separate(void)
+{
+	if (after_key) {
+		after_key = 0;
+		return;
+	}
+	if (item_count[depth]++)
+		putchar(',');
+}
+
+static void put_escaped(const char *s, size_t len)
+{
+	putchar('"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			putchar('\\');
+			putchar(c);
+		} else if (c == '\n') {
+			fputs("\\n", stdout);
+		} else if (c == '\t') {
+			fputs("\\t", stdout);
+		} else if (c < 0x20 || c >= 0x7f) {
+			printf("\\u%04x", c);
+		} else {
+			putchar(c);
+		}
+	}
+	putchar('"');
+}
+
+static void json_key(const char *k)
+{
+	separate();
+	put_escaped(k, strlen(k));
+	putchar(':');
+	after_key = 1;
+}
+
+static void json_strn(const char *s, size_t len)
+{
+	separate();
+	put_escaped(s, len);
+}
+
+static void json_str(const char *s)
+{
+	if (!s) {
+		separate();
+		fputs("null", stdout);
+		return;
+	}
+	json_strn(s, strlen(s));
+}
+
+static void json_int(long long v)
+{
+	separate();
+	printf("%lld", v);
+}
+
+static void json_uint(unsigned long long v)
+{
+	separate();
+	printf("%llu", v);
+}
+
+static void json_bool(int v)
+{
+	separate();
+	fputs(v ? "true" : "false", stdout);
+}
+
+static void json_open(char c)
+{
+	separate();
+	putchar(c);
+	if (depth < MAX_DEPTH - 1)
+		depth++;
+	item_count[depth] = 0;
+}
+
+static void json_close(char c)
+{
+	putchar(c);
+	if (depth > 0)
+		depth--;
+}
+
+static void kv_str(const char *k, const char *v)
+{
+	json_key(k);
+	json_str(v);
+}
+
+static void kv_int(const char *k, long long v)
+{
+	json_key(k);
+	json_int(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* small file helpers                                                  */
+
+/* Reads up to cap-1 bytes of a file into buf; returns length or -1. */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	size_t len = 0;
+
+	if (fd < 0)
+		return -1;
+	while (len < cap - 1) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int saved = errno;
+
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	return (ssize_t)len;
+}
+
+/* Emits a whole small file as a JSON string, or null plus an error. */
+static void kv_file(const char *key, const char *path)
+{
+	static char buf[65536];
+
+	json_key(key);
+	if (read_small_file(path, buf, sizeof(buf)) < 0) {
+		add_error("read %s: %s", path, errno_name(errno));
+		json_str(NULL);
+		return;
+	}
+	json_str(buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* sections                                                            */
+
+static void emit_fds(const int *fds, char targets[][PATH_MAX], int n)
+{
+	json_key("fds");
+	json_open('[');
+	for (int i = 0; i < n; i++) {
+		json_open('{');
+		kv_int("fd", fds[i]);
+		kv_str("target", targets[i]);
+		json_close('}');
+	}
+	json_close(']');
+}
+
+/*
+ * Lists /proc/self/fd, leaving out the descriptor used for the listing
+ * itself.  Done first thing in main so nothing of ours is open yet.
+ */
+static int collect_fds(int *fds, char targets[][PATH_MAX])
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d) {
+		add_error("opendir /proc/self/fd: %s", errno_name(errno));
+		return 0;
+	}
+	while ((de = readdir(d)) && n < MAX_FDS) {
+		char link[64];
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = atoi(de->d_name);
+		if (fd == dirfd(d))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, targets[n], PATH_MAX - 1);
+		if (len < 0)
+			len = 0;
+		targets[n][len] = '\0';
+		fds[n++] = fd;
+	}
+	closedir(d);
+	return n;
+}
+
+static void emit_uts(void)
+{
+	struct utsname u;
+
+	if (uname(&u) == 0) {
+		kv_str("hostname", u.nodename);
+		kv_str("domainname", u.domainname);
+	} else {
+		add_error("uname: %s", errno_name(errno));
+		kv_str("hostname", NULL);
+		kv_str("domainname", NULL);
+	}
+}
+
+static void emit_ids(void)
+{
+	static gid_t groups[NGROUPS_MAX];
+	int n = getgroups(NGROUPS_MAX, groups);
+
+	kv_int("pid", getpid());
+	kv_int("ppid", getppid());
+	kv_int("uid", getuid());
+	kv_int("euid", geteuid());
+	kv_int("gid", getgid());
+	kv_int("egid", getegid());
+	json_key("groups");
+	json_open('[');
+	for (int i = 0; i < n; i++)
+		json_int(groups[i]);
+	json_close(']');
+	if (n < 0)
+		add_error("getgroups: %s", errno_name(errno));
+}
+
+static void emit_cwd(void)
+{
+	char cwd[PATH_MAX];
+
+	json_key("cwd");
+	if (getcwd(cwd, sizeof(cwd))) {
+		json_str(cwd);
+	} else {
+		add_error("getcwd: %s", errno_name(errno));
+		json_str(NULL);
+	}
+}
+
+static void emit_string_list(const char *key, char **list, int n)
+{
+	json_key(key);
+	json_open('[');
+	for (int i = 0; list && (n < 0 ? list[i] != NULL : i < n); i++)
+		json_str(list[i]);
+	json_close(']');
+}
+
+/* Picks "Name:\tvalue" lines out of /proc/self/status. */
+static void emit_status_fields(void)
+{
+	static const char *const fields[] = {
+		"Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+		"NoNewPrivs", "Seccomp",
+	};
+	static char buf[16384];
+	size_t nfields = sizeof(fields) / sizeof(fields[0]);
+
+	json_key("status");
+	json_open('{');
+	if (read_small_file("/proc/self/status", buf, sizeof(buf)) < 0) {
+		add_error("read /proc/self/status: %s", errno_name(errno));
+		json_close('}');
+		return;
+	}
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *colon = strchr(line, ':');
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		for (size_t i = 0; i < nfields; i++) {
+			if (strcmp(line, fields[i]) == 0) {
+				char *value = colon + 1;
+
+				value += strspn(value, " \t");
+				kv_str(fields[i], value);
+			}
+		}
+	}
+	json_close('}');
+}
+
+static void emit_limit_value(rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		json_str("unlimited");
+	else
+		json_uint((unsigned long long)v);
+}
+
+static void emit_rlimits(void)
+{
+	static const struct {
+		const char *name;
+		int resource;
+	} limits[] = {
+		{ "RLIMIT_AS", RLIMIT_AS },
+		{ "RLIMIT_CORE", RLIMIT_CORE },
+		{ "RLIMIT_CPU", RLIMIT_CPU },
+		{ "RLIMIT_DATA", RLIMIT_DATA },
+		{ "RLIMIT_FSIZE", RLIMIT_FSIZE },
+		{ "RLIMIT_LOCKS", RLIMIT_LOCKS },
+		{ "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+		{ "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+		{ "RLIMIT_NICE", RLIMIT_NICE },
+		{ "RLIMIT_NOFILE", RLIMIT_NOFILE },
+		{ "RLIMIT_NPROC", RLIMIT_NPROC },
+		{ "RLIMIT_RSS", RLIMIT_RSS },
+		{ "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+		{ "RLIMIT_RTTIME", RLIMIT_RTTIME },
+		{ "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+		{ "RLIMIT_STACK", RLIMIT_STACK },
+	};
+
+	json_key("rlimits");
+	json_open('{');
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		struct rlimit rl;
+
+		if (getrlimit(limits[i].resource, &rl) != 0) {
+			add_error("getrlimit %s: %s", limits[i].name,
+				  errno_name(errno));
+			continue;
+		}
+		json_key(limits[i].name);
+		json_open('[');
+		emit_limit_value(rl.rlim_cur);
+		emit_limit_value(rl.rlim_max);
+		json_close(']');
+	}
+	json_close('}');
+}
+
+static void emit_oom_score_adj(void)
+{
+	char buf[32];
+
+	json_key("oom_score_adj");
+	if (read_small_file("/proc/self/oom_score_adj", buf, sizeof(buf)) < 0) {
+		add_error("read /proc/self/oom_score_adj: %s", errno_name(errno));
+		json_str(NULL);
+		return;
+	}
+	json_int(strtoll(buf, NULL, 10));
+}
+
+static void emit_namespaces(void)
+{
+	static const char *const names[] = {
+		"cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
+		"time", "user", "uts",
+	};
+
+	json_key("namespaces");
+	json_open('{');
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[64], target[128];
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", names[i]);
+		len = readlink(path, target, sizeof(target) - 1);
+		json_key(names[i]);
+		if (len < 0) {
+			add_error("readlink %s: %s", path, errno_name(errno));
+			json_str(NULL);
+			continue;
+		}
+		target[len] = '\0';
+		json_str(target);
+	}
+	json_close('}');
+}
+
+/* Undoes the octal escapes (\040 etc.) used in /proc/self/mountinfo. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+					(s[3] - '0'));
+			s += 4;
+		} else {
+			*out++ = *s++;
+		}
+	}
+	*out = '\0';
+}
+
+/* One mountinfo line: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+static void emit_mount_line(char *line)
+{
+	char *fields[64];
+	int n = 0, dash = -1;
+
+	for (char *tok = strtok(line, " "); tok && n < 64; tok = strtok(NULL, " ")) {
+		if (dash < 0 && n >= 6 && strcmp(tok, "-") == 0)
+			dash = n;
+		fields[n++] = tok;
+	}
+	if (dash < 0 || n < dash + 4) {
+		add_error("unparsable mountinfo line");
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		unescape_octal(fields[i]);
+
+	json_open('{');
+	kv_int("id", atoi(fields[0]));
+	kv_int("parent", atoi(fields[1]));
+	kv_str("dev", fields[2]);
+	kv_str("root", fields[3]);
+	kv_str("mount_point", fields[4]);
+	kv_str("options", fields[5]);
+	json_key("optional");
+	json_open('[');
+	for (int i = 6; i < dash; i++)
+		json_str(fields[i]);
+	json_close(']');
+	kv_str("fstype", fields[dash + 1]);
+	kv_str("source", fields[dash + 2]);
+	kv_str("super_options", fields[dash + 3]);
+	json_close('}');
+}
+
+static void emit_mounts(void)
+{
+	static char buf[1 << 20];
+
+	json_key("mounts");
+	json_open('[');
+	if (read_small_file("/proc/self/mountinfo", buf, sizeof(buf)) < 0) {
+		add_error("read /proc/self/mountinfo: %s", errno_name(errno));
+		json_close(']');
+		return;
+	}
+	for (char *line = buf; line && *line;) {
+		char *next = strchr(line, '\n');
+
+		if (next)
+			*next++ = '\0';
+		emit_mount_line(line);
+		line = next;
+	}
+	json_close(']');
+}
+
+/* ------------------------------------------------------------------ */
+/* --path probes                                                       */
+
+static const char *file_type(mode_t m)
+{
+	if (S_ISREG(m)) return "file";
+	if (S_ISDIR(m)) return "dir";
+	if (S_ISCHR(m)) return "chr";
+	if (S_ISBLK(m)) return "blk";
+	if (S_ISLNK(m)) return "link";
+	if (S_ISFIFO(m)) return "fifo";
+	if (S_ISSOCK(m)) return "sock";
+	return "unknown";
+}
+
+/* Tries to open for writing (files, devices) or create an entry (dirs). */
+static int write_probe(const char *path, mode_t m)
+{
+	if (S_ISDIR(m)) {
+		char probe[PATH_MAX];
+
+		snprintf(probe, sizeof(probe), "%s/.checker-probe-%d",
+			 strcmp(path, "/") == 0 ? "" : path, getpid());
+		if (mkdir(probe, 0700) != 0)
+			return errno;
+		rmdir(probe);
+		return 0;
+	}
+	if (S_ISREG(m) || S_ISCHR(m) || S_ISBLK(m)) {
+		/* No O_TRUNC and no write(2): the file is never modified. */
+		int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+		if (fd < 0)
+			return errno;
+		close(fd);
+		return 0;
+	}
+	return EINVAL;
+}
+
+static void emit_content(const char *path)
+{
+	char buf[CONTENT_LIMIT + 1];
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		kv_str("read", errno_name(errno));
+		return;
+	}
+	do {
+		n = read(fd, buf, CONTENT_LIMIT);
+	} while (n < 0 && errno == EINTR);
+	kv_str("read", n < 0 ? errno_name(errno) : "ok");
+	json_key("content");
+	if (n < 0)
+		json_str(NULL);
+	else
+		json_strn(buf, (size_t)n);
+	close(fd);
+}
+
+static void emit_dir_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	kv_str("read", d ? "ok" : errno_name(errno));
+	json_key("entries");
+	json_open('[');
+	while (d && (de = readdir(d)) && n < MAX_DIR_ENTRIES) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		json_str(de->d_name);
+		n++;
+	}
+	json_close(']');
+	if (d)
+		closedir(d);
+}
+
+static void emit_path(const char *path)
+{
+	struct stat st;
+
+	json_open('{');
+	kv_str("path", path);
+	if (lstat(path, &st) != 0) {
+		kv_str("error", errno_name(errno));
+		json_key("exists");
+		json_bool(0);
+		json_close('}');
+		return;
+	}
+	json_key("exists");
+	json_bool(1);
+	kv_str("type", file_type(st.st_mode));
+	kv_int("mode", st.st_mode & 07777);
+	kv_int("uid", st.st_uid);
+	kv_int("gid", st.st_gid);
+	if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		kv_int("major", major(st.st_rdev));
+		kv_int("minor", minor(st.st_rdev));
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+
+		target[len < 0 ? 0 : len] = '\0';
+		kv_str("link_target", target);
+	} else {
+		kv_str("access_w", errno_name(access(path, W_OK) == 0 ? 0 : errno));
+		kv_str("write", errno_name(write_probe(path, st.st_mode)));
+	}
+	if (S_ISDIR(st.st_mode))
+		emit_dir_entries(path);
+	else if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))
+		emit_content(path);
+	json_close('}');
+}
+
+/* ------------------------------------------------------------------ */
+/* command line and exit behaviour                                     */
+
+static int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} sigs[] = {
+		{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+		{ "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
+		{ "BUS", SIGBUS }, { "FPE", SIGFPE }, { "KILL", SIGKILL },
+		{ "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+		{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
+	};
+
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (strcmp(s, sigs[i].name) == 0)
+			return sigs[i].sig;
+	return atoi(s);
+}
+
+static void exit_on_signal(int sig)
+{
+	_exit(128 + sig);
+}
+
+/*
+ * As PID 1 of a pid namespace, signals without a handler are discarded
+ * (even our own raise()), so a sleeping checker would ignore the runtime's
+ * default SIGTERM.  Exiting with the shell convention keeps `kill` usable.
+ */
+static void install_exit_handlers(void)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], exit_on_signal);
+}
+
+static void sleep_seconds(double seconds)
+{
+	struct timespec ts;
+
+	if (seconds <= 0)
+		return;
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Dies by the given signal.  PID 1 ignores even self-sent signals, but
+ * signals forced by a real CPU fault still kill it, so SEGV/BUS/FPE/ILL are
+ * produced that way (with core dumps disabled).
+ */
+static void kill_self(int sig)
+{
+	struct rlimit no_core = { 0, 0 };
+	volatile int zero = 0;
+
+	setrlimit(RLIMIT_CORE, &no_core);
+	signal(sig, SIG_DFL);
+	raise(sig);
+	switch (sig) {
+	case SIGSEGV:
+		*(volatile int *)(uintptr_t)zero = 1;
+		break;
+	case SIGFPE:
+		zero = 1 / zero;
+		break;
+	case SIGILL:
+		__asm__ volatile("ud2");
+		break;
+	}
+	fprintf(stderr, "checker: signal %d did not kill pid %d\n", sig, getpid());
+	_exit(125);
+}
+
+int main(int argc, char **argv)
+{
+	static int fds[MAX_FDS];
+	static char fd_targets[MAX_FDS][PATH_MAX];
+	const char *paths[MAX_PATHS];
+	int n_paths = 0, exit_code = 0, kill_sig = 0;
+	double sleep_for = 0;
+	extern char **environ;
+	int n_fds = collect_fds(fds, fd_targets);
+
+	for (int i = 1; i < argc; i++) {
+		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(argv[i], "--path") == 0 && next && n_paths < MAX_PATHS) {
+			paths[n_paths++] = next;
+			i++;
+		} else if (strcmp(argv[i], "--exit") == 0 && next) {
+			exit_code = atoi(next);
+			i++;
+		} else if (strcmp(argv[i], "--sleep") == 0 && next) {
+			sleep_for = strtod(next, NULL);
+			i++;
+		} else if (strcmp(argv[i], "--kill-self") == 0 && next) {
+			kill_sig = parse_signal(next);
+			i++;
+		} else {
+			add_error("unknown argument: %s", argv[i]);
+		}
+	}
+	if (sleep_for > 0)
+		install_exit_handlers();
+
+	json_open('{');
+	emit_string_list("args", argv, argc);
+	emit_uts();
+	emit_ids();
+	emit_cwd();
+	emit_string_list("env", environ, -1);
+	emit_status_fields();
+	emit_rlimits();
+	emit_oom_score_adj();
+	kv_file("uid_map", "/proc/self/uid_map");
+	kv_file("gid_map", "/proc/self/gid_map");
+	emit_namespaces();
+	emit_fds(fds, fd_targets, n_fds);
+	emit_mounts();
+	json_key("paths");
+	json_open('[');
+	for (int i = 0; i < n_paths; i++)
+		emit_path(paths[i]);
+	json_close(']');
+	emit_string_list("errors", errors, n_errors);
+	json_close('}');
+	putchar('\n');
+	fflush(stdout);
+
+	sleep_seconds(sleep_for);
+	if (kill_sig)
+		kill_self(kill_sig);
+	return exit_code;
+}

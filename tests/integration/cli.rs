@@ -1,0 +1,112 @@
+//! Command-line surface: version, help, unknown verbs/flags, `spec`.
+
+use crate::common::*;
+use serde_json::Value;
+use std::fs;
+
+const VERBS: &[&str] = &["create", "start", "state", "kill", "delete", "run", "spec"];
+
+/// The state root must hold nothing after a command that should not create.
+#[track_caller]
+fn assert_root_empty(t: &TestEnv) {
+    let entries: Vec<_> = fs::read_dir(&t.root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(entries.is_empty(), "state root not empty: {entries:?}");
+}
+
+#[test]
+fn version_mentions_spec() {
+    let Some(t) = TestEnv::new() else { return };
+    let out = t.rt(&["--version"]);
+    out.assert_ok();
+    assert!(out.stdout.contains("spec"), "stdout: {}", out.stdout);
+}
+
+#[test]
+fn help_works_for_every_verb() {
+    let Some(t) = TestEnv::new() else { return };
+    t.rt(&["--help"]).assert_ok();
+    for verb in VERBS {
+        let out = t.rt(&[verb, "--help"]);
+        out.assert_ok();
+        assert!(out.stdout.contains(verb), "help of {verb}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn unknown_verb_fails_and_creates_nothing() {
+    let Some(t) = TestEnv::new() else { return };
+    t.write_config();
+    t.rt(&["frobnicate", &t.id]).assert_fails();
+    assert_root_empty(&t);
+}
+
+#[test]
+fn unknown_flag_fails_and_creates_nothing() {
+    let Some(t) = TestEnv::new() else { return };
+    t.write_config();
+    let bundle = s(&t.bundle);
+    for verb in ["run", "create"] {
+        t.rt(&[verb, "--no-such-flag", "--bundle", bundle, &t.id])
+            .assert_fails();
+        assert_root_empty(&t);
+    }
+    t.rt(&["--no-such-global-flag", "state", &t.id]).assert_fails();
+    t.assert_clean(&t.id);
+}
+
+#[test]
+fn spec_writes_config_json() {
+    let Some(t) = TestEnv::new() else { return };
+    let dir = t.host_dir("spec");
+    t.rt(&["spec", "--bundle", s(&dir)]).assert_ok();
+    let text = fs::read_to_string(dir.join("config.json")).expect("config.json written");
+    let config: Value = serde_json::from_str(&text).expect("config.json is JSON");
+    for key in ["ociVersion", "process", "root", "linux"] {
+        assert!(!config[key].is_null(), "{key} missing in {config}");
+    }
+    assert!(config["process"]["args"].is_array());
+    assert_eq!(config["root"]["path"], "rootfs");
+}
+
+#[test]
+fn spec_refuses_to_overwrite() {
+    let Some(t) = TestEnv::new() else { return };
+    let dir = t.host_dir("spec");
+    let existing = dir.join("config.json");
+    fs::write(&existing, "{\"mine\": true}").unwrap();
+    t.rt(&["spec", "--bundle", s(&dir)]).assert_fails();
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "{\"mine\": true}");
+}
+
+#[test]
+fn spec_rootless_adds_user_namespace() {
+    let Some(t) = TestEnv::new() else { return };
+    let dir = t.host_dir("spec");
+    t.rt(&["spec", "--rootless", "--bundle", s(&dir)]).assert_ok();
+    let config: Value = serde_json::from_str(&fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let namespaces = config["linux"]["namespaces"].as_array().unwrap();
+    assert!(namespaces.iter().any(|ns| ns["type"] == "user"), "{namespaces:?}");
+    for key in ["uidMappings", "gidMappings"] {
+        let mappings = config["linux"][key].as_array().expect(key);
+        assert!(!mappings.is_empty(), "{key} empty");
+        assert!(mappings[0]["size"].as_u64().unwrap() >= 1);
+    }
+}
+
+// xrun-only: runc has no per-phase timing output.
+#[test]
+fn debug_prints_phase_timeline() {
+    if xrun_only() {
+        return;
+    }
+    let Some(t) = TestEnv::new() else { return };
+    t.write_config();
+    let out = t.rt(&["--debug", "run", "--bundle", s(&t.bundle), &t.id]);
+    out.assert_ok();
+    for phase in ["clone", "pivot"] {
+        assert!(out.stderr.contains(phase), "no {phase:?} in: {}", out.stderr);
+    }
+    t.assert_clean(&t.id);
+}

@@ -1,0 +1,231 @@
+//! The container process: args, env, cwd, user, umask, capabilities,
+//! no_new_privs, rlimits, oom_score_adj and file descriptors.
+
+use crate::common::*;
+use serde_json::json;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn args_are_resolved_through_path() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["env"] = json!(["PATH=/nonexistent:/bin"]);
+    t.args(&["checker", "first arg", ""]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.0["args"], json!(["checker", "first arg", ""]));
+}
+
+#[test]
+fn env_is_exactly_as_configured() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let env = [
+        DEFAULT_PATH,
+        "TERM=xterm",
+        "SPACED=a b  c",
+        "EMPTY=",
+        "UTF=\u{e9}t\u{e9}",
+    ];
+    t.config["process"]["env"] = json!(env);
+    let report = t.run_checker(&t.id);
+    let seen = report.env();
+    for var in env.iter().filter(|v| !v.starts_with("UTF=")) {
+        assert!(seen.contains(&var.to_string()), "{var} missing from {seen:?}");
+    }
+    // The checker escapes non-ASCII bytes one by one (Latin-1 view).
+    assert!(seen.contains(&"UTF=\u{c3}\u{a9}t\u{c3}\u{a9}".to_string()), "{seen:?}");
+    // The spec lets a runtime add HOME; nothing else may appear.
+    let configured: Vec<&str> = env.iter().map(|v| v.split('=').next().unwrap()).collect();
+    for var in &seen {
+        let name = var.split('=').next().unwrap();
+        assert!(
+            configured.contains(&name) || name == "HOME",
+            "unexpected variable {var}"
+        );
+    }
+}
+
+#[test]
+fn missing_cwd_is_created() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["cwd"] = json!("/work/deep/dir");
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.str("cwd"), "/work/deep/dir");
+}
+
+#[test]
+fn user_ids_and_additional_groups() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 2000]});
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.int("uid"), 1000);
+    assert_eq!(report.int("euid"), 1000);
+    assert_eq!(report.int("gid"), 1001);
+    assert_eq!(report.int("egid"), 1001);
+    let mut groups = report.groups();
+    groups.sort();
+    assert_eq!(groups, [5, 2000]);
+}
+
+#[test]
+fn root_user_has_no_supplementary_groups_by_default() {
+    let Some(t) = TestEnv::new() else { return };
+    let report = t.run_checker(&t.id);
+    assert_eq!((report.int("uid"), report.int("gid")), (0, 0));
+    assert!(report.groups().iter().all(|g| *g == 0), "{:?}", report.groups());
+}
+
+#[test]
+fn umask_is_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["user"]["umask"] = json!(0o027);
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.status("Umask"), "0027");
+}
+
+#[test]
+fn default_umask_is_0022() {
+    let Some(t) = TestEnv::new() else { return };
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.status("Umask"), "0022");
+}
+
+#[test]
+fn capabilities_are_exact_for_root() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let bounding = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_SETGID",
+    ];
+    let inheritable = ["CAP_KILL", "CAP_SETUID"];
+    let ambient = ["CAP_KILL"];
+    // For uid 0, execve recomputes permitted/effective as bounding plus
+    // inheritable, so only a consistent config can be checked exactly.
+    t.config["process"]["capabilities"] = json!({
+        "bounding": bounding, "permitted": bounding, "effective": bounding,
+        "inheritable": inheritable, "ambient": ambient,
+    });
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.cap_set("CapBnd"), cap_mask(&bounding), "CapBnd");
+    assert_eq!(report.cap_set("CapPrm"), cap_mask(&bounding), "CapPrm");
+    assert_eq!(report.cap_set("CapEff"), cap_mask(&bounding), "CapEff");
+    assert_eq!(report.cap_set("CapInh"), cap_mask(&inheritable), "CapInh");
+    assert_eq!(report.cap_set("CapAmb"), cap_mask(&ambient), "CapAmb");
+}
+
+#[test]
+fn capabilities_ambient_for_non_root() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let bounding = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
+    let kept = ["CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    t.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    t.config["process"]["capabilities"] = json!({
+        "bounding": bounding, "permitted": kept, "effective": kept,
+        "inheritable": kept, "ambient": kept,
+    });
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.cap_set("CapBnd"), cap_mask(&bounding), "CapBnd");
+    // A non-root execve keeps exactly the ambient set.
+    for set in ["CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        assert_eq!(report.cap_set(set), cap_mask(&kept), "{set}");
+    }
+}
+
+#[test]
+fn default_capabilities_match_config() {
+    let Some(t) = TestEnv::new() else { return };
+    let report = t.run_checker(&t.id);
+    for set in ["CapBnd", "CapPrm", "CapEff"] {
+        assert_eq!(report.cap_set(set), cap_mask(DEFAULT_CAPS), "{set}");
+    }
+    assert_eq!(report.cap_set("CapInh"), 0);
+    assert_eq!(report.cap_set("CapAmb"), 0);
+}
+
+#[test]
+fn no_new_privileges_true_and_false() {
+    let Some(mut t) = TestEnv::new() else { return };
+    for (flag, expected) in [(true, "1"), (false, "0")] {
+        t.config["process"]["noNewPrivileges"] = json!(flag);
+        let id = t.new_id(&format!("nnp-{flag}"));
+        let report = t.run_checker(&id);
+        assert_eq!(report.status("NoNewPrivs"), expected, "noNewPrivileges {flag}");
+        assert_eq!(report.status("Seccomp"), "0", "no seccomp configured");
+    }
+}
+
+#[test]
+fn rlimits_are_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    // All below the host's hard limits: raising needs CAP_SYS_RESOURCE.
+    t.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+        {"type": "RLIMIT_NPROC", "soft": 100, "hard": 200},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 4096},
+    ]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.rlimit("RLIMIT_NOFILE"), (json!(512), json!(1000)));
+    assert_eq!(report.rlimit("RLIMIT_NPROC"), (json!(100), json!(200)));
+    assert_eq!(report.rlimit("RLIMIT_CORE"), (json!(0), json!(4096)));
+}
+
+#[test]
+fn unknown_rlimit_fails_create() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]);
+    t.create(&t.id, &[]).assert_fails();
+    t.assert_clean(&t.id);
+}
+
+#[test]
+fn oom_score_adj_is_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["oomScoreAdj"] = json!(500);
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.int("oom_score_adj"), 500);
+}
+
+#[test]
+fn only_stdio_fds_are_open() {
+    let Some(t) = TestEnv::new() else { return };
+    let report = t.run_checker(&t.id);
+    let fds: Vec<i64> = report.fds().iter().map(|f| f.0).collect();
+    assert_eq!(fds, [0, 1, 2], "{:?}", report.fds());
+}
+
+#[test]
+fn preserve_fds_passes_extra_fd() {
+    let Some(t) = TestEnv::new() else { return };
+    let shared = t.dir.join("passed-file");
+    fs::write(&shared, "passed").unwrap();
+    let file = fs::File::open(&shared).unwrap();
+    let raw = file.as_raw_fd();
+    t.write_config();
+    let mut cmd = t.command(&["run", "--preserve-fds", "1", "--bundle", s(&t.bundle), &t.id]);
+    // SAFETY: dup2/fcntl are async-signal-safe. dup2 onto another number
+    // drops CLOEXEC; if the file already is fd 3, clear the flag directly.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(raw, 3) == 3
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = t.exec(cmd);
+    out.assert_ok();
+    let fds = out.checker().fds();
+    let numbers: Vec<i64> = fds.iter().map(|f| f.0).collect();
+    assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
+    assert!(fds[3].1.ends_with("passed-file"), "fd 3 is {}", fds[3].1);
+    t.assert_clean(&t.id);
+}
