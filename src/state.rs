@@ -229,9 +229,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", sys::getpid()));
     let mut f = fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_data())
-        .with_context(|| format!("write {}", tmp.display()))?;
+    // No fsync: the state root lives on tmpfs (/run), as runc's does.
+    f.write_all(data).with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| {
         let _ = fs::remove_file(&tmp);
         format!("rename {} to {}", tmp.display(), path.display())
