@@ -52,10 +52,52 @@ pub fn validate(spec: &Spec) -> Result<()> {
             check_sysctl_namespace(spec, key)?;
         }
     }
-    if spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()).is_some() {
-        bail!("linux.intelRdt is not supported by this xrun build yet");
+    if let Some(field) = unsupported_field(spec) {
+        bail!("{field} is set in config.json but not supported by this xrun build yet; remove it to run without it");
     }
     Ok(())
+}
+
+/// The first field xrun cannot honour yet. Running without it would
+/// silently weaken or change what the config asked for, so it is refused.
+fn unsupported_field(spec: &Spec) -> Option<&'static str> {
+    if let Some(p) = spec.process().as_ref() {
+        let set = [
+            (
+                p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()),
+                "process.apparmorProfile",
+            ),
+            (
+                p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
+                "process.selinuxLabel",
+            ),
+            (p.scheduler().is_some(), "process.scheduler"),
+            (p.io_priority().is_some(), "process.ioPriority"),
+            (p.exec_cpu_affinity().is_some(), "process.execCPUAffinity"),
+        ];
+        if let Some((_, name)) = set.into_iter().find(|(on, _)| *on) {
+            return Some(name);
+        }
+    }
+    let l = spec.linux().as_ref()?;
+    let set = [
+        (
+            l.mount_label().as_deref().is_some_and(|s| !s.is_empty()),
+            "linux.mountLabel",
+        ),
+        (l.intel_rdt().is_some(), "linux.intelRdt"),
+        (l.personality().is_some(), "linux.personality"),
+        (
+            l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
+            "linux.timeOffsets",
+        ),
+        (l.memory_policy().is_some(), "linux.memoryPolicy"),
+        (
+            l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.netDevices",
+        ),
+    ];
+    set.into_iter().find(|(on, _)| *on).map(|(_, name)| name)
 }
 
 /// A sysctl may only be set when its namespace is the container's own.
@@ -101,6 +143,20 @@ mod tests {
             base[k] = v.clone();
         }
         serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn fields_not_built_yet_are_refused_by_name() {
+        let s = spec(
+            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+            "apparmorProfile": "p"}}),
+        );
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("process.apparmorProfile"));
+        let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}], "mountLabel": "x"}}));
+        assert!(validate(&s).unwrap_err().to_string().contains("linux.mountLabel"));
     }
 
     #[test]
