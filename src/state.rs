@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -134,7 +135,14 @@ impl ContainerDir {
     /// Creates `root/id` exclusively; fails if the container exists.
     pub fn create(root: &Path, id: &str) -> Result<Self> {
         validate_id(id)?;
-        fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        if !root.exists() {
+            // Private to root, as runc makes it: state holds pids and paths.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .with_context(|| format!("create state root {}", root.display()))?;
+        }
         let path = root.join(id);
         match fs::create_dir(&path) {
             Ok(()) => {}

@@ -79,63 +79,18 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     let spec = &bundle.spec;
     let ns = namespaces::Plan::from_spec(spec)?;
     let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
-    let linux = spec.linux().as_ref();
-    let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
-    let cgroup_layout = if spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.typ().as_deref() == Some("cgroup"))
-    {
-        mounts::CgroupLayout::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?)
-    } else {
-        mounts::CgroupLayout::default()
-    };
-    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => libc::MS_PRIVATE | libc::MS_REC,
-        Some(p) => mounts::propagation_flag(p).ok_or_else(|| anyhow!("unknown rootfsPropagation {p:?}"))?,
-    };
+    let rootfs = rootfs_plan(&bundle, args, &ns)?;
     let seccomp = seccomp::from_spec(spec)?;
-    for m in spec.mounts().iter().flatten() {
-        mounts::parse_options(m.options().as_deref().unwrap_or(&[]))
-            .map_err(|e| anyhow!("mount {}: {e}", m.destination().display()))?;
-    }
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
     let hooks = spec.hooks().as_ref();
-    let has_runtime_hooks = hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
-    let needs_host_pid = hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some());
-    let saved = Saved {
-        oci_version: state::OCI_VERSION.to_string(),
-        id: args.id.clone(),
-        pid: 0,
-        init_start_time: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::logging::rfc3339_now(),
-        owner: String::new(),
-        annotations: spec.annotations().clone(),
-        hooks: spec.hooks().clone(),
-        own_pid_ns: ns.new_pid,
-        host_mounts: ns.host_mounts,
-    };
     let mut launch = Launch {
         id: args.id.clone(),
         mode,
         bundle: &bundle,
-        rootfs: rootfs::Plan {
-            spec,
-            rootfs: &bundle.rootfs,
-            bundle: &bundle.dir,
-            no_pivot: args.no_pivot,
-            own_mount_ns: ns.new_mount,
-            in_user_ns: ns.new_user || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER),
-            devices,
-            setup_dev: !rootfs::binds_dev(spec),
-            cgroups: cgroup_layout,
-            root_propagation,
-        },
+        hook_state: initial_state(&bundle, &args.id, &ns),
+        rootfs,
         ns,
         process,
         child_sync: -1,
@@ -143,9 +98,8 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         lock_fd: dir.lock_fd(),
         preserve_fds: args.preserve_fds,
         no_new_keyring: args.no_new_keyring,
-        has_runtime_hooks,
-        needs_host_pid,
-        hook_state: saved,
+        has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
+        needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
         seccomp,
     };
     match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
@@ -162,6 +116,57 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             let _ = dir.remove();
             Err(e)
         }
+    }
+}
+
+/// Everything the rootfs steps need, checked before anything is created.
+fn rootfs_plan<'a>(bundle: &'a Bundle, args: &CreateArgs, ns: &namespaces::Plan) -> Result<rootfs::Plan<'a>> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    for m in mounts {
+        mounts::parse_options(m.options().as_deref().unwrap_or(&[]))
+            .map_err(|e| anyhow!("mount {}: {e}", m.destination().display()))?;
+    }
+    let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
+    let cgroups = if mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")) {
+        mounts::CgroupLayout::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?)
+    } else {
+        mounts::CgroupLayout::default()
+    };
+    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => libc::MS_PRIVATE | libc::MS_REC,
+        Some(p) => mounts::propagation_flag(p).ok_or_else(|| anyhow!("unknown rootfsPropagation {p:?}"))?,
+    };
+    Ok(rootfs::Plan {
+        spec,
+        rootfs: &bundle.rootfs,
+        bundle: &bundle.dir,
+        no_pivot: args.no_pivot,
+        own_mount_ns: ns.new_mount,
+        in_user_ns: ns.new_user || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER),
+        devices,
+        setup_dev: !rootfs::binds_dev(spec),
+        cgroups,
+        root_propagation,
+    })
+}
+
+/// The state as it will be recorded; pid and start time come at Ready.
+fn initial_state(bundle: &Bundle, id: &str, ns: &namespaces::Plan) -> Saved {
+    Saved {
+        oci_version: state::OCI_VERSION.to_string(),
+        id: id.to_string(),
+        pid: 0,
+        init_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone(),
+        hooks: bundle.spec.hooks().clone(),
+        own_pid_ns: ns.new_pid,
+        host_mounts: ns.host_mounts,
     }
 }
 
