@@ -72,6 +72,12 @@ pub struct Saved {
     /// runtime's and `delete` takes them down.
     #[serde(default)]
     pub host_mounts: bool,
+    /// The init's own pid / mount namespace, recorded at create, so its
+    /// other processes can be found after it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<String>,
 }
 
 /// The JSON `xrun state` prints and hooks receive on stdin (runc's fields).

@@ -33,6 +33,7 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
         _ if force => kill_and_wait(&saved)?,
         status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
     }
+    crate::container::processes::kill_leftovers(&saved);
     if saved.host_mounts {
         crate::rootfs::unmount_below(&saved.rootfs);
     }

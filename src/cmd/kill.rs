@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::cli::KillArgs;
+use crate::container::processes;
 use crate::state::{self, ContainerDir, Saved, Status};
 use crate::sys;
 
@@ -63,25 +64,11 @@ pub fn signal_init(saved: &Saved, sig: i32) -> Result<()> {
     }
 }
 
-/// Without cgroups (yet), "all processes" are those in the init's pid
-/// namespace; a container sharing the host's pid namespace gets only its init.
+/// The init first (so a pid-namespaced container ends as a whole), then
+/// every other process of the container.
 fn signal_all(saved: &Saved, sig: i32) -> Result<()> {
-    if !saved.own_pid_ns {
-        crate::warn!("--all: the container shares a pid namespace; only its init is signalled");
-        return signal_init(saved, sig);
-    }
-    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let target = ns_of(&saved.pid.to_string()).context("container not running")?;
     signal_init(saved, sig)?;
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
-            continue;
-        };
-        if pid != saved.pid.to_string() && ns_of(pid).as_ref() == Some(&target) {
-            let _ = sys::kill(pid.parse().unwrap_or(0), sig);
-        }
-    }
+    processes::signal_all(saved, sig);
     Ok(())
 }
 

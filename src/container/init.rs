@@ -103,7 +103,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         let release = release(l, proc.as_ref(), sync_fd)?;
         let f = Failure::errno(Step::Exec, "config.json has no process to start", libc::EINVAL);
         if let Some(fifo) = &release {
-            let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
+            fail_through_fifo(fifo, &f);
         }
         return Err(f);
     };
@@ -132,8 +132,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         if let Err(e) = crate::hooks::run_all("startContainer", Some(hooks), &state) {
             let f = hook_failure(Step::StartContainerHook, &e);
             if let Some(fifo) = &release {
-                // Tell `xrun start` why, through the fifo it is reading.
-                let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
+                fail_through_fifo(fifo, &f);
             }
             return Err(f);
         }
@@ -163,6 +162,13 @@ fn release(
         None => wait_for(sync_fd, Kind::Start).map(|()| None),
         Some(proc) => wait_on_fifo(proc, l.fifo_fd).map(Some),
     }
+}
+
+/// After `xrun start` released us, the failure is its to report: tell it
+/// through the fifo it is reading, and leave.
+fn fail_through_fifo(fifo: &std::os::fd::OwnedFd, f: &Failure) -> ! {
+    let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
+    unsafe_exit_quietly()
 }
 
 fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {

@@ -12,6 +12,7 @@
 //! is left behind; mounts die with the child's mount namespace.
 
 pub mod init;
+pub mod processes;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -167,6 +168,8 @@ fn initial_state(bundle: &Bundle, id: &str, ns: &namespaces::Plan) -> Saved {
         hooks: bundle.spec.hooks().clone(),
         own_pid_ns: ns.new_pid,
         host_mounts: ns.host_mounts,
+        pid_ns: None,
+        mnt_ns: None,
     }
 }
 
@@ -223,6 +226,12 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     let mut saved = launch.hook_state.clone();
     saved.pid = pid;
     saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    if launch.ns.new_pid {
+        saved.pid_ns = processes::namespace_of(pid, "pid");
+    }
+    if launch.ns.new_mount {
+        saved.mnt_ns = processes::namespace_of(pid, "mnt");
+    }
     dir.save(&saved)?;
     if let Some(p) = pid_file {
         state::write_atomic(p, pid.to_string().as_bytes())?;

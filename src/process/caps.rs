@@ -40,13 +40,32 @@ impl Sets {
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Sets {
         let Some(c) = c else { return Sets::default() };
         let supported = caps::runtime::thread_all_supported();
-        Sets {
+        let mut sets = Sets {
             bounding: convert(c.bounding().as_ref(), &supported),
             effective: convert(c.effective().as_ref(), &supported),
             permitted: convert(c.permitted().as_ref(), &supported),
             inheritable: convert(c.inheritable().as_ref(), &supported),
             ambient: convert(c.ambient().as_ref(), &supported),
+        };
+        // The kernel only keeps an ambient cap that is also permitted and
+        // inheritable; configs from `runc spec` list ambient caps without
+        // inheritable ones, and runc drops them: so does xrun, aloud.
+        let (inh, perm) = (&sets.inheritable, &sets.permitted);
+        let dropped: Vec<String> = sets
+            .ambient
+            .iter()
+            .filter(|c| !inh.contains(c) || !perm.contains(c))
+            .map(|c| c.to_string())
+            .collect();
+        if !dropped.is_empty() {
+            crate::warn!(
+                "ambient capabilities not also inheritable and permitted are dropped: {}",
+                dropped.join(", ")
+            );
+            sets.ambient
+                .retain(|c| sets.inheritable.contains(c) && sets.permitted.contains(c));
         }
+        sets
     }
 
     /// Drops from the bounding set everything not listed; needs CAP_SETPCAP,
@@ -97,5 +116,18 @@ mod tests {
         assert_eq!(s.bounding.len(), 2);
         assert!(s.effective.contains(&Capability::CAP_KILL));
         assert!(s.ambient.is_empty());
+    }
+
+    #[test]
+    fn ambient_needs_inheritable_and_permitted() {
+        let c: LinuxCapabilities = serde_json::from_value(serde_json::json!({
+            "permitted": ["CAP_KILL", "CAP_CHOWN"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL", "CAP_CHOWN"]
+        }))
+        .unwrap();
+        let s = Sets::from_spec(Some(&c));
+        assert_eq!(s.ambient.len(), 1);
+        assert!(s.ambient.contains(&Capability::CAP_KILL));
     }
 }

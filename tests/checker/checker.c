@@ -3,7 +3,16 @@
  * line of stdout, what the process sees of its environment.  The
  * integration tests compare this view against the bundle's config.json.
  *
- * Usage: checker [--path P]... [--exit N] [--sleep SECONDS] [--kill-self SIG]
+ * Usage: checker [--path P]... [--try SYSCALL[:ARG]]... [--exit N]
+ *                [--sleep SECONDS] [--kill-self SIG]
+ *
+ * --try makes one raw system call before anything else is probed or printed
+ * (so a seccomp kill leaves no output) and reports it under "tries", keyed
+ * by the option's value: {"ret": R, "errno": E, "errno_name": "EPERM"}.
+ * Known calls: mkdir[:PATH] (default /tmp/xrun-try-dir, removed again when
+ * created), uname, getcwd, getpid, chdir[:PATH] (default /), and
+ * personality[:VALUE] (hex with 0x, else decimal; default 0xffffffff, which
+ * only queries).
  *
  * Built with: gcc -static -O2 -Wall -o checker checker.c
  *
@@ -26,6 +35,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -38,6 +48,7 @@
 #define MAX_DEPTH 32
 #define CONTENT_LIMIT 256
 #define MAX_DIR_ENTRIES 100
+#define MAX_TRIES 32
 
 /* ------------------------------------------------------------------ */
 /* errors collected while probing, printed at the end                  */
@@ -87,6 +98,11 @@ static const char *errno_name(int e)
 	case ELOOP: return "ELOOP";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EOVERFLOW: return "EOVERFLOW";
+	case ESRCH: return "ESRCH";
+	case EFAULT: return "EFAULT";
+	case ENOTTY: return "ENOTTY";
+	case ERANGE: return "ERANGE";
+	case ENOSYS: return "ENOSYS";
 	}
 	snprintf(fallback, sizeof(fallback), "E%d", e);
 	return fallback;
@@ -679,6 +695,78 @@ static void emit_path(const char *path)
 }
 
 /* ------------------------------------------------------------------ */
+/* --try: single raw system calls                                      */
+
+struct try_result {
+	const char *spec;
+	long ret;
+	int err;
+};
+
+/* Parses "0x..." as hex, anything else as decimal. */
+static unsigned long parse_number(const char *s)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		return strtoul(s + 2, NULL, 16);
+	return strtoul(s, NULL, 10);
+}
+
+/*
+ * Makes the call named by spec ("name" or "name:arg") with syscall(2), so
+ * exactly that system call reaches the kernel whatever libc would use.
+ */
+static void try_syscall(struct try_result *r)
+{
+	static char buf[PATH_MAX];
+	const char *colon = strchr(r->spec, ':');
+	const char *arg = colon ? colon + 1 : NULL;
+	size_t name_len = colon ? (size_t)(colon - r->spec) : strlen(r->spec);
+	char name[32];
+
+	snprintf(name, sizeof(name), "%.*s", (int)name_len, r->spec);
+	if (strcmp(name, "mkdir") == 0) {
+		r->ret = syscall(SYS_mkdir, arg ? arg : "/tmp/xrun-try-dir", 0755);
+	} else if (strcmp(name, "uname") == 0) {
+		struct utsname u;
+
+		r->ret = syscall(SYS_uname, &u);
+	} else if (strcmp(name, "getcwd") == 0) {
+		r->ret = syscall(SYS_getcwd, buf, sizeof(buf));
+	} else if (strcmp(name, "getpid") == 0) {
+		r->ret = syscall(SYS_getpid);
+	} else if (strcmp(name, "chdir") == 0) {
+		r->ret = syscall(SYS_chdir, arg ? arg : "/");
+	} else if (strcmp(name, "personality") == 0) {
+		r->ret = syscall(SYS_personality,
+				 arg ? parse_number(arg) : 0xffffffffUL);
+	} else {
+		add_error("unknown --try: %s", r->spec);
+		r->ret = -1;
+		r->err = EINVAL;
+		return;
+	}
+	r->err = r->ret < 0 ? errno : 0;
+	/* Leave nothing behind, so the same --try can succeed again. */
+	if (r->ret == 0 && strcmp(name, "mkdir") == 0)
+		syscall(SYS_rmdir, arg ? arg : "/tmp/xrun-try-dir");
+}
+
+static void emit_tries(const struct try_result *tries, int n)
+{
+	json_key("tries");
+	json_open('{');
+	for (int i = 0; i < n; i++) {
+		json_key(tries[i].spec);
+		json_open('{');
+		kv_int("ret", tries[i].ret);
+		kv_int("errno", tries[i].err);
+		kv_str("errno_name", errno_name(tries[i].err));
+		json_close('}');
+	}
+	json_close('}');
+}
+
+/* ------------------------------------------------------------------ */
 /* command line and exit behaviour                                     */
 
 static int parse_signal(const char *s)
@@ -765,7 +853,8 @@ int main(int argc, char **argv)
 	static int fds[MAX_FDS];
 	static char fd_targets[MAX_FDS][PATH_MAX];
 	const char *paths[MAX_PATHS];
-	int n_paths = 0, exit_code = 0, kill_sig = 0;
+	static struct try_result tries[MAX_TRIES];
+	int n_tries = 0, n_paths = 0, exit_code = 0, kill_sig = 0;
 	double sleep_for = 0;
 	extern char **environ;
 	int n_fds = collect_fds(fds, fd_targets);
@@ -775,6 +864,9 @@ int main(int argc, char **argv)
 
 		if (strcmp(argv[i], "--path") == 0 && next && n_paths < MAX_PATHS) {
 			paths[n_paths++] = next;
+			i++;
+		} else if (strcmp(argv[i], "--try") == 0 && next && n_tries < MAX_TRIES) {
+			tries[n_tries++].spec = next;
 			i++;
 		} else if (strcmp(argv[i], "--exit") == 0 && next) {
 			exit_code = atoi(next);
@@ -791,6 +883,8 @@ int main(int argc, char **argv)
 	}
 	if (sleep_for > 0)
 		install_exit_handlers();
+	for (int i = 0; i < n_tries; i++)
+		try_syscall(&tries[i]);
 
 	json_open('{');
 	emit_string_list("args", argv, argc);
@@ -811,6 +905,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_paths; i++)
 		emit_path(paths[i]);
 	json_close(']');
+	emit_tries(tries, n_tries);
 	emit_string_list("errors", errors, n_errors);
 	json_close('}');
 	putchar('\n');
