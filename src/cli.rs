@@ -74,6 +74,10 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Create and start a container, and wait for it
     Run(RunArgs),
+    /// Suspend every process of the container (cgroup freezer)
+    Pause(IdArg),
+    /// Resume a paused container
+    Resume(IdArg),
 }
 
 #[derive(Args, Debug)]

@@ -47,6 +47,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Kill(a) => cmd::kill::run(root, &a),
         Command::Delete(a) => cmd::delete::run(root, &a.id, a.force),
         Command::Run(a) => cmd::run::run(root, &a),
+        Command::Pause(a) => cmd::pause::pause(root, &a.id),
+        Command::Resume(a) => cmd::pause::resume(root, &a.id),
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Saved {
     pub pid_ns: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mnt_ns: Option<String>,
+    /// The container's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Record>,
 }
 
 /// The JSON `xrun state` prints and hooks receive on stdin (runc's fields).
@@ -207,6 +210,8 @@ impl ContainerDir {
 pub fn status_of(dir: &Path, saved: &Saved) -> Status {
     if !init_alive(saved.pid, saved.init_start_time) {
         Status::Stopped
+    } else if saved.cgroup.as_ref().is_some_and(crate::cgroups::is_frozen) {
+        Status::Paused
     } else if dir.join(EXEC_FIFO).exists() {
         Status::Created
     } else {

@@ -2,7 +2,10 @@
 //!
 //! ```text
 //!   parent (xrun create/run)                 child (future container init)
-//!   clone3 ───────────────────────────────▶  joins/creates namespaces
+//!   clone3 ───────────────────────────────▶
+//!   places it in its cgroup (v1/hybrid)
+//!          Placed ───────────────────────▶    (only when it waits for it)
+//!                                            joins/creates namespaces
 //!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
 //!   writes uid_map/gid_map
 //!          Continue ─────────────────────▶
@@ -35,6 +38,7 @@ pub enum Kind {
     Continue = 4,
     Start = 5,
     Failed = 6,
+    Placed = 7,
 }
 
 /// A step of the child's setup; named in error messages and the timeline.
@@ -268,6 +272,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         4 => Kind::Continue,
         5 => Kind::Start,
         6 => Kind::Failed,
+        7 => Kind::Placed,
         _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
     };
     let failure = (kind == Kind::Failed).then(|| {

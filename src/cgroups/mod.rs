@@ -1,28 +1,483 @@
-//! cgroups: placing the container and applying `linux.resources`.
+//! cgroups: where the container's cgroup is, creating it with its limits
+//! before the init exists, placing the init (CLONE_INTO_CGROUP on cgroup v2,
+//! cgroup.procs on v1/hybrid), freezing, and removing it on delete.
 //!
-//! This is the seam the cgroups work fills in (v2, v1 and hybrid hosts,
-//! CLONE_INTO_CGROUP placement, pause/resume/update/events). Until then the
-//! container stays in the runtime's own cgroup and no limit is applied; that
-//! is said at debug level, never silently pretended otherwise.
+//! Three host layouts: unified v2, hybrid (v1 controllers plus a cgroup2
+//! mount at /sys/fs/cgroup/unified, where some controllers such as hugetlb
+//! may live), and legacy v1. The conversion of `linux.resources` into files
+//! is in `v1` and `v2`; this module decides where they are written.
 
-use oci_spec::runtime::Spec;
+pub mod layout;
+pub mod v1;
+pub mod v2;
 
-/// Where the container's init will be placed. `None` for now: clone3 gets no
-/// CLONE_INTO_CGROUP and the child inherits the caller's cgroup.
-pub struct Placement {
-    pub clone_into: Option<std::os::fd::RawFd>,
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{LinuxResources, Spec};
+use serde::{Deserialize, Serialize};
+
+use layout::{Kind, Layout};
+
+/// What a container's state records about its cgroup.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub kind: Kind,
+    /// The cgroup2 directory (unified, or the hybrid's unified mount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<PathBuf>,
+    /// The v1 directories, one per mounted hierarchy.
+    #[serde(default)]
+    pub v1: Vec<PathBuf>,
+    /// The v1 freezer directory, when that hierarchy is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freezer: Option<PathBuf>,
+    /// Directories xrun created, parents first; removed in reverse.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
 }
 
-pub fn prepare(spec: &Spec) -> Placement {
-    let linux = spec.linux().as_ref();
-    if linux.and_then(|l| l.resources().as_ref()).is_some() {
-        crate::debug!("cgroups: linux.resources present but not applied (cgroup support not built yet)");
+impl Record {
+    /// Every directory the container's processes are placed in.
+    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.v1.iter().chain(self.unified.iter())
     }
-    if let Some(path) = linux.and_then(|l| l.cgroups_path().as_ref()) {
+}
+
+/// A cgroup made ready before clone3.
+pub struct Prepared {
+    pub record: Record,
+    /// cgroup v2: the directory for CLONE_INTO_CGROUP.
+    pub clone_into: Option<OwnedFd>,
+}
+
+/// The cgroupsPath to use: the config's, or the container id (relative,
+/// as runc's cgroupfs driver does).
+fn configured_path(spec: &Spec, id: &str) -> PathBuf {
+    match spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) {
+        Some(p) if !p.as_os_str().is_empty() => p.clone(),
+        _ => PathBuf::from(id),
+    }
+}
+
+/// Where a hierarchy's directory for the container is: an absolute
+/// cgroupsPath is taken from the hierarchy's root; a relative one from our
+/// own cgroup there (on cgroup v2, its parent: a cgroup with processes in it
+/// cannot enable controllers for its children).
+pub fn dir_in(mount: &Path, own: Option<&Path>, path: &Path, v2_unified: bool) -> PathBuf {
+    if path.is_absolute() {
+        return layout::below(mount, path);
+    }
+    let own = own.unwrap_or(Path::new("/"));
+    let base = if v2_unified {
+        own.parent().unwrap_or(Path::new("/"))
+    } else {
+        own
+    };
+    layout::below(mount, &base.join(path))
+}
+
+/// mkdir -p that records which directories it made.
+fn mkdir_all(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => created.push(d),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("create cgroup {}", d.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Writes one cgroup file, naming the config field, file and value on error.
+fn write_file(dir: &Path, w: &v2::Write) -> Result<()> {
+    let mut path = dir.join(&w.file);
+    let mut value = &w.value;
+    if let Some((file, alt)) = w.fallback.as_ref().filter(|_| !path.exists()) {
+        // The kernel offers this setting under another name (e.g. BFQ's).
+        path = dir.join(file);
+        value = alt;
+    }
+    if w.optional && !path.exists() {
         crate::debug!(
-            "cgroups: cgroupsPath {} not used yet; the container stays in the runtime's cgroup",
-            path.display()
+            "cgroups: {} not available on this kernel, {} not applied",
+            path.display(),
+            w.field
+        );
+        return Ok(());
+    }
+    std::fs::write(&path, value).with_context(|| format!("{} = {value:?}: write {}", w.field, path.display()))
+}
+
+fn controllers_of(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(dir.join("cgroup.controllers"))
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Enables every available controller from the cgroup2 root down to the
+/// leaf's parent, so the leaf can use them. Controllers a limit needs must
+/// succeed; the others are best effort (as runc does).
+fn enable_controllers(mount: &Path, leaf: &Path, needed: &[&str]) -> Result<()> {
+    let Ok(rel) = leaf.strip_prefix(mount) else {
+        return Ok(());
+    };
+    let mut dir = mount.to_path_buf();
+    for comp in rel.components() {
+        let enabled: BTreeSet<String> = std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        for c in controllers_of(&dir) {
+            if enabled.contains(&c) {
+                continue;
+            }
+            let res = std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+            if let Err(e) = res {
+                if needed.contains(&c.as_str()) {
+                    return Err(e).with_context(|| format!("enable controller {c} in {}", dir.display()));
+                }
+                crate::debug!("cgroups: controller {c} not enabled in {}: {e}", dir.display());
+            }
+        }
+        dir.push(comp);
+    }
+    for c in needed {
+        if !controllers_of(leaf).contains(*c) {
+            bail!("cgroup controller {c} is not available in {}", leaf.display());
+        }
+    }
+    Ok(())
+}
+
+/// v1 cpuset refuses tasks until cpus and mems are set: copy them down from
+/// the nearest ancestor that has them.
+fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
+    let mut cur = mount.to_path_buf();
+    for comp in rel.components() {
+        let parent = cur.clone();
+        cur.push(comp);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = std::fs::read_to_string(cur.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let value = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                std::fs::write(cur.join(file), value.trim())
+                    .with_context(|| format!("initialise {}", cur.join(file).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the container's cgroup and applies `linux.resources`, before
+/// the init exists. On error, what was created is removed again.
+pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
+    let layout = Layout::detect()?;
+    let path = configured_path(spec, id);
+    let default_resources = LinuxResources::default();
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&default_resources);
+    let mut record = Record {
+        kind: layout.kind,
+        unified: None,
+        v1: Vec::new(),
+        freezer: None,
+        created: Vec::new(),
+    };
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    match build(&layout, &path, resources, devices, &mut record) {
+        Ok(clone_into) => {
+            crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
+            Ok(Prepared { record, clone_into })
+        }
+        Err(e) => {
+            remove_dirs(&record);
+            Err(e)
+        }
+    }
+}
+
+/// Device nodes every container may use (as runc allows them), in the
+/// device cgroup's rule form: type, major, minor (-1 = any), access.
+const DEFAULT_DEVICE_RULES: [(&str, i64, i64, &str); 11] = [
+    ("c", -1, -1, "m"),
+    ("b", -1, -1, "m"),
+    ("c", 1, 3, "rwm"),    // null
+    ("c", 1, 5, "rwm"),    // zero
+    ("c", 1, 7, "rwm"),    // full
+    ("c", 1, 8, "rwm"),    // random
+    ("c", 1, 9, "rwm"),    // urandom
+    ("c", 5, 0, "rwm"),    // tty
+    ("c", 5, 1, "rwm"),    // console
+    ("c", 5, 2, "rwm"),    // ptmx
+    ("c", 136, -1, "rwm"), // pts
+];
+
+/// The device rules to enforce: the config's, then the defaults, then an
+/// allow rule for each `linux.devices` node. Without any config rule the
+/// cgroup is left as it is (as runc does).
+fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
+    let mut r = r.clone();
+    let Some(rules) = r.devices_mut().as_mut() else {
+        return r;
+    };
+    for (typ, major, minor, access) in DEFAULT_DEVICE_RULES {
+        let rule = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
+        if let Ok(rule) = serde_json::from_value(rule) {
+            rules.push(rule);
+        }
+    }
+    // FIFOs are not devices to the device cgroup.
+    rules.extend(
+        devices
+            .iter()
+            .filter(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
+            .map(oci_spec::runtime::LinuxDeviceCgroup::from),
+    );
+    r
+}
+
+fn build(
+    layout: &Layout,
+    path: &Path,
+    r: &LinuxResources,
+    devices: &[oci_spec::runtime::LinuxDevice],
+    record: &mut Record,
+) -> Result<Option<OwnedFd>> {
+    let own = layout::own_cgroups();
+    if layout.kind == Kind::Unified {
+        let mount = Path::new(layout::ROOT);
+        let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
+        mkdir_all(&dir, &mut record.created)?;
+        enable_controllers(mount, &dir, &v2::controllers_needed(r))?;
+        for w in v2::writes(r)? {
+            write_file(&dir, &w)?;
+        }
+        let fd = crate::sys::openat(libc::AT_FDCWD, &dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .with_context(|| format!("open cgroup {}", dir.display()))?;
+        record.unified = Some(dir);
+        return Ok(Some(fd));
+    }
+
+    // v1 (and the v1 half of hybrid): one directory per mounted hierarchy.
+    let mut mounts: Vec<(&String, &PathBuf)> = layout.v1.iter().collect();
+    mounts.dedup_by(|a, b| a.1 == b.1);
+    for (name, mount) in &mounts {
+        let dir = dir_in(mount, own.get(name.as_str()).map(PathBuf::as_path), path, false);
+        if record.v1.contains(&dir) {
+            continue;
+        }
+        mkdir_all(&dir, &mut record.created)?;
+        if layout.v1.get("cpuset") == Some(mount) {
+            init_cpuset(mount, &dir)?;
+        }
+        if layout.v1.get("freezer") == Some(mount) {
+            record.freezer = Some(dir.clone());
+        }
+        record.v1.push(dir);
+    }
+    let unified_controllers = layout.unified_controllers();
+    let mut on_unified = Vec::new();
+    for (controller, w) in v1::writes(&with_default_devices(r, devices))? {
+        match layout.v1.get(controller) {
+            Some(mount) => {
+                let dir = dir_in(mount, own.get(controller).map(PathBuf::as_path), path, false);
+                write_file(&dir, &w)?;
+            }
+            // Hybrid hosts may bind a controller (hugetlb, here) to cgroup2.
+            None if unified_controllers.iter().any(|c| c == controller) => on_unified.push(controller),
+            None if w.optional => {}
+            None => bail!(
+                "{}: the {controller} cgroup controller is not available on this host",
+                w.field
+            ),
+        }
+    }
+    if let Some(mount) = &layout.unified {
+        let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, false);
+        mkdir_all(&dir, &mut record.created)?;
+        if !on_unified.is_empty() {
+            enable_controllers(mount, &dir, &on_unified)?;
+            for controller in &on_unified {
+                for w in v2::writes_for(r, controller)? {
+                    write_file(&dir, &w)?;
+                }
+            }
+        }
+        record.unified = Some(dir);
+    }
+    Ok(None)
+}
+
+/// Moves `pid` into every directory of the container's cgroup (v1/hybrid,
+/// or v2 when CLONE_INTO_CGROUP was refused).
+pub fn place(record: &Record, pid: i32) -> Result<()> {
+    for dir in record.dirs() {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).with_context(|| format!("join cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Host pids of every process in the container's cgroup.
+pub fn pids(record: &Record) -> Vec<i32> {
+    let Some(dir) = record.dirs().next() else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the container's cgroup is frozen (the `paused` status).
+pub fn is_frozen(record: &Record) -> bool {
+    if let Some(f) = &record.freezer {
+        return std::fs::read_to_string(f.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+    }
+    match &record.unified {
+        Some(u) if record.kind != Kind::Legacy => {
+            std::fs::read_to_string(u.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        }
+        _ => false,
+    }
+}
+
+/// Freezes (pause) or thaws (resume) the container, waiting until the
+/// kernel reports it done.
+pub fn set_frozen(record: &Record, frozen: bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    if let Some(f) = &record.freezer {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        loop {
+            std::fs::write(f.join("freezer.state"), want)
+                .with_context(|| format!("write {want} to {}", f.display()))?;
+            let now = std::fs::read_to_string(f.join("freezer.state")).unwrap_or_default();
+            if now.trim() == want {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("cgroup {} did not reach {want} (now {})", f.display(), now.trim());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let dir = record
+        .unified
+        .as_ref()
+        .ok_or_else(|| anyhow!("no freezer available for this container"))?;
+    std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        .with_context(|| format!("write cgroup.freeze in {}", dir.display()))?;
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    loop {
+        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+        if events.lines().any(|l| l.trim() == want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("cgroup {} did not reach {want}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn remove_dirs(record: &Record) {
+    for dir in record.created.iter().rev() {
+        if let Err(e) = std::fs::remove_dir(dir) {
+            if e.kind() != ErrorKind::NotFound {
+                crate::warn!("remove cgroup {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// Kills whatever is still in the cgroup and removes the directories xrun
+/// created.
+pub fn destroy(record: &Record) {
+    if is_frozen(record) {
+        let _ = set_frozen(record, false);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = pids(record);
+        if left.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        for pid in left {
+            let _ = crate::sys::kill(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    remove_dirs(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_semantics() {
+        let m = Path::new("/sys/fs/cgroup/memory");
+        let own = Some(Path::new("/user.slice/me"));
+        assert_eq!(
+            dir_in(m, own, Path::new("/abs/x"), false),
+            PathBuf::from("/sys/fs/cgroup/memory/abs/x")
+        );
+        assert_eq!(
+            dir_in(m, own, Path::new("rel/x"), false),
+            PathBuf::from("/sys/fs/cgroup/memory/user.slice/me/rel/x")
+        );
+        let u = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            dir_in(u, own, Path::new("rel"), true),
+            PathBuf::from("/sys/fs/cgroup/user.slice/rel")
+        );
+        assert_eq!(
+            dir_in(u, None, Path::new("id"), true),
+            PathBuf::from("/sys/fs/cgroup/id")
+        );
+        assert_eq!(
+            dir_in(u, own, Path::new("/../../x"), true),
+            PathBuf::from("/sys/fs/cgroup/x")
         );
     }
-    Placement { clone_into: None }
+
+    #[test]
+    fn mkdir_all_records_what_it_made() {
+        let base = std::env::temp_dir().join(format!("xrun-cg-{}", crate::sys::getpid()));
+        let mut created = Vec::new();
+        mkdir_all(&base.join("a/b"), &mut created).unwrap();
+        assert_eq!(created, vec![base.clone(), base.join("a"), base.join("a/b")]);
+        let record = Record {
+            kind: Kind::Legacy,
+            unified: None,
+            v1: vec![],
+            freezer: None,
+            created,
+        };
+        remove_dirs(&record);
+        assert!(!base.exists());
+    }
 }

@@ -47,7 +47,8 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
 }
 
 /// SIGKILL to the init (which takes its whole pid namespace with it) and
-/// wait, bounded, until it is gone.
+/// to the rest of its cgroup, thaw it if it was paused (a frozen process
+/// dies only once thawed), and wait, bounded, until the init is gone.
 fn kill_and_wait(saved: &state::Saved) -> Result<()> {
     let Ok(pidfd) = sys::pidfd_open(saved.pid) else {
         return Ok(());
@@ -56,6 +57,10 @@ fn kill_and_wait(saved: &state::Saved) -> Result<()> {
         return Ok(());
     }
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    crate::container::processes::signal_all(saved, libc::SIGKILL);
+    if let Some(record) = saved.cgroup.as_ref().filter(|r| crate::cgroups::is_frozen(r)) {
+        crate::cgroups::set_frozen(record, false)?;
+    }
     let mut pfd = [libc::pollfd {
         fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,

@@ -56,6 +56,10 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         l.hook_state.pid = host_pid();
     }
 
+    if l.ns.late_cgroupns {
+        // Our cgroup namespace must be rooted at the container's cgroup.
+        wait_for(sync_fd, Kind::Placed)?;
+    }
     crate::phase!("namespaces");
     l.ns.enter(|| {
         sync::send(sync_fd, Kind::NeedIdMaps).at(Step::Protocol, "")?;

@@ -111,6 +111,9 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             sync,
         }),
         Err(e) => {
+            if let Some(record) = &launch.hook_state.cgroup {
+                cgroups::destroy(record);
+            }
             if launch.hook_state.host_mounts {
                 rootfs::unmount_below(&bundle.rootfs);
             }
@@ -170,6 +173,7 @@ fn initial_state(bundle: &Bundle, id: &str, ns: &namespaces::Plan) -> Saved {
         host_mounts: ns.host_mounts,
         pid_ns: None,
         mnt_ns: None,
+        cgroup: None,
     }
 }
 
@@ -192,11 +196,29 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     launch.fifo_fd = fifo.as_ref().map_or(-1, |f| f.as_raw_fd());
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
     launch.child_sync = child_sync.as_raw_fd();
-    let placement = cgroups::prepare(&launch.bundle.spec);
+    crate::phase!("cgroup");
+    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id)?;
+    let record = cgroup.record.clone();
+    launch.hook_state.cgroup = Some(cgroup.record);
+    let mut into = cgroup.clone_into.as_ref().map(|f| f.as_raw_fd());
+    if into.is_none() {
+        launch.ns.defer_cgroupns();
+    }
 
     crate::phase!("clone");
     let restore = namespaces::enter_for_children(&launch.ns)?;
-    let forked = sys::clone3(launch.ns.clone_flags, placement.clone_into);
+    let mut forked = sys::clone3(launch.ns.clone_flags, into);
+    if into.is_some() && forked.is_err() {
+        // A kernel without CLONE_INTO_CGROUP (or refusing this cgroup):
+        // place the child through cgroup.procs instead.
+        crate::debug!(
+            "clone3 into the cgroup failed ({:?}); placing by cgroup.procs",
+            forked.as_ref().err()
+        );
+        into = None;
+        launch.ns.defer_cgroupns();
+        forked = sys::clone3(launch.ns.clone_flags, None);
+    }
     let (pid, pidfd) = match forked {
         Ok(sys::Forked::Child) => {
             // The child already lives in the joined namespaces: only the
@@ -217,7 +239,12 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     drop(child_sync);
     crate::debug!("init process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
-    let result = follow_child(launch, pid, parent_sync.as_raw_fd());
+    let placed = if into.is_some() {
+        Ok(())
+    } else {
+        place(launch, &record, pid, parent_sync.as_raw_fd())
+    };
+    let result = placed.and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()));
     if let Err(e) = result {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::waitpid(pid, 0);
@@ -238,6 +265,17 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     }
     crate::phase!("created");
     Ok((saved, pidfd, parent_sync))
+}
+
+/// Puts the child into its cgroup (v1/hybrid, or v2 without
+/// CLONE_INTO_CGROUP) and, if it waits to create its cgroup namespace, tells
+/// it that it may.
+fn place(launch: &Launch, record: &cgroups::Record, pid: i32, sync_fd: RawFd) -> Result<()> {
+    cgroups::place(record, pid)?;
+    if launch.ns.late_cgroupns {
+        sync::send(sync_fd, Kind::Placed)?;
+    }
+    Ok(())
 }
 
 /// Serves the child's requests until it reports Ready (or fails).
@@ -273,7 +311,7 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 let _ = sys::waitpid(pid, 0);
                 return Err(anyhow!("{f}"));
             }
-            Kind::Continue | Kind::Start => bail!("unexpected message from container init"),
+            Kind::Continue | Kind::Start | Kind::Placed => bail!("unexpected message from container init"),
         }
     }
 }

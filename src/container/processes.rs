@@ -1,9 +1,10 @@
-//! Finding every process of a container without cgroups (which will make
-//! this exact): a process belongs to the container when its root directory
-//! is the container's rootfs and, where the container has its own pid or
-//! mount namespace, it lives in that namespace (recorded at create).
-//! Needed for `kill --all` and `delete` when the container shares the
-//! host's pid namespace; with its own, the kernel ends everything with init.
+//! Every process of a container: the members of its cgroup. For a state
+//! recorded without a cgroup, a process belongs to the container when its
+//! root directory is the container's rootfs and, where the container has its
+//! own pid or mount namespace, it lives in that namespace (recorded at
+//! create). Needed for `kill --all` and `delete` when the container shares
+//! the host's pid namespace; with its own, the kernel ends everything with
+//! its init.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -28,8 +29,13 @@ fn belongs(pid: i32, root: (u64, u64), saved: &Saved) -> bool {
     same("pid", &saved.pid_ns) && same("mnt", &saved.mnt_ns)
 }
 
-/// Host pids of the container's processes (the init included, if alive).
+/// Host pids of the container's processes (the init included, if alive):
+/// its cgroup's, or (for state from before cgroups) found by root and
+/// namespaces.
 pub fn list(saved: &Saved) -> Vec<i32> {
+    if let Some(record) = &saved.cgroup {
+        return crate::cgroups::pids(record);
+    }
     let Ok(rootfs) = std::fs::metadata(&saved.rootfs) else {
         return Vec::new();
     };
@@ -55,8 +61,11 @@ pub fn signal_all(saved: &Saved, sig: i32) -> usize {
 }
 
 /// SIGKILLs what is left of a container whose init may be gone, until
-/// nothing is left (bounded: 5 s).
+/// nothing is left (bounded: 5 s), and removes its cgroup.
 pub fn kill_leftovers(saved: &Saved) {
+    if let Some(record) = &saved.cgroup {
+        return crate::cgroups::destroy(record);
+    }
     if saved.own_pid_ns {
         return; // the kernel killed the namespace with its init
     }

@@ -46,6 +46,9 @@ pub struct Plan {
     /// No mount namespace at all: the container's mounts land in the
     /// runtime's namespace and `delete` must take them down.
     pub host_mounts: bool,
+    /// The cgroup namespace is unshared by the child once the parent has
+    /// placed it in its cgroup (v1/hybrid placement happens after clone).
+    pub late_cgroupns: bool,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -141,7 +144,19 @@ impl Plan {
             new_pid: new & libc::CLONE_NEWPID != 0,
             new_mount: new & libc::CLONE_NEWNS != 0,
             host_mounts: seen & libc::CLONE_NEWNS == 0,
+            late_cgroupns: false,
         })
+    }
+
+    /// Creates the cgroup namespace in the child instead of in clone3, so
+    /// that its root is the container's cgroup once the parent placed it.
+    pub fn defer_cgroupns(&mut self) {
+        let f = libc::CLONE_NEWCGROUP;
+        if self.clone_flags & f as u64 != 0 || self.unshare_flags & f != 0 {
+            self.clone_flags &= !(f as u64);
+            self.unshare_flags &= !f;
+            self.late_cgroupns = true;
+        }
     }
 
     /// Child side, first thing after clone3: join by path, unshare what is
@@ -160,6 +175,9 @@ impl Plan {
             // owned by a mapped id.
             sys::setresgid(0).at(Step::SetGid, "0")?;
             sys::setresuid(0).at(Step::SetUid, "0")?;
+        }
+        if self.late_cgroupns {
+            sys::unshare(libc::CLONE_NEWCGROUP).at(Step::Unshare, "cgroup")?;
         }
         for j in self.child_joins.iter().filter(|j| j.flag == libc::CLONE_NEWNS) {
             sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;

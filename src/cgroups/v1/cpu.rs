@@ -1,0 +1,154 @@
+//! cpu: shares → cpu.shares, period/quota → cpu.cfs_period_us /
+//! cpu.cfs_quota_us, burst → cpu.cfs_burst_us, idle → cpu.idle,
+//! realtimePeriod/realtimeRuntime → cpu.rt_period_us / cpu.rt_runtime_us.
+//! 0 is "unset" for all but burst and idle (runc).
+
+use anyhow::{bail, Result};
+use oci_spec::runtime::LinuxResources;
+
+use super::v2::cpu::idle;
+use super::Write;
+
+const SHARES: &str = "linux.resources.cpu.shares";
+const QUOTA: &str = "linux.resources.cpu.quota";
+const PERIOD: &str = "linux.resources.cpu.period";
+const BURST: &str = "linux.resources.cpu.burst";
+const IDLE: &str = "linux.resources.cpu.idle";
+const RT_RUNTIME: &str = "linux.resources.cpu.realtimeRuntime";
+const RT_PERIOD: &str = "linux.resources.cpu.realtimePeriod";
+
+/// What the kernel accepts for cpu.shares; runc writes, reads back and
+/// fails on a clamped value, so outside this range is an error up front.
+const SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262_144;
+
+pub(super) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
+    let Some(cpu) = r.cpu() else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+
+    let shares = match cpu.shares() {
+        None | Some(0) => None,
+        Some(s) if !SHARES_RANGE.contains(&s) => bail!("{SHARES} ({s}) is out of range [2, 262144]"),
+        Some(s) => Some(Write::new(SHARES, "cpu.shares", s)),
+    };
+    let idle = cpu
+        .idle()
+        .map(|v| idle(v).map(|v| Write::new(IDLE, "cpu.idle", v)))
+        .transpose()?;
+    // The kernel refuses shares while the group is idle: leave idle before
+    // setting shares, enter it after.
+    let (before, after) = match idle {
+        Some(w) if w.value == "0" => (Some(w), None),
+        other => (None, other),
+    };
+    out.extend(before);
+    out.extend(shares);
+
+    // Period before quota, burst after it: on a new cgroup (quota -1) that
+    // order always passes the kernel's checks.
+    let quota = cpu.quota().unwrap_or(0);
+    if let Some(p) = cpu.period().filter(|p| *p != 0) {
+        out.push(Write::new(PERIOD, "cpu.cfs_period_us", p));
+    }
+    if quota != 0 {
+        out.push(Write::new(QUOTA, "cpu.cfs_quota_us", quota));
+    }
+    if let Some(burst) = cpu.burst() {
+        if quota > 0 && burst > quota as u64 {
+            bail!("{BURST} ({burst}) is larger than {QUOTA} ({quota})");
+        }
+        // Kernel 5.14+; runc skips it where it does not exist.
+        out.push(Write::new(BURST, "cpu.cfs_burst_us", burst).optional());
+    }
+    out.extend(after);
+
+    // A new cgroup has rt_runtime 0, so any period fits; then the runtime.
+    if let Some(p) = cpu.realtime_period().filter(|p| *p != 0) {
+        out.push(Write::new(RT_PERIOD, "cpu.rt_period_us", p));
+    }
+    if let Some(rt) = cpu.realtime_runtime().filter(|v| *v != 0) {
+        if rt < -1 {
+            bail!("{RT_RUNTIME} ({rt}) must be -1 (unlimited) or a number of microseconds");
+        }
+        out.push(Write::new(RT_RUNTIME, "cpu.rt_runtime_us", rt));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::v2::test_util::*;
+    use super::*;
+    use serde_json::json;
+
+    fn cpu(v: serde_json::Value) -> Result<Vec<(String, String)>> {
+        writes(&res(json!({ "cpu": v }))).map(|w| files(&w))
+    }
+
+    #[test]
+    fn shares() {
+        assert_eq!(cpu(json!({"shares": 1024})).unwrap(), pairs(&[("cpu.shares", "1024")]));
+        assert_eq!(cpu(json!({"shares": 2})).unwrap(), pairs(&[("cpu.shares", "2")]));
+        assert!(cpu(json!({"shares": 0})).unwrap().is_empty());
+        let e = cpu(json!({"shares": 1})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "linux.resources.cpu.shares (1) is out of range [2, 262144]"
+        );
+        assert!(cpu(json!({"shares": 262_145})).is_err());
+    }
+
+    #[test]
+    fn period_quota_burst() {
+        assert_eq!(
+            cpu(json!({"quota": 50000, "period": 100000, "burst": 20000})).unwrap(),
+            pairs(&[
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "50000"),
+                ("?cpu.cfs_burst_us", "20000")
+            ])
+        );
+        assert_eq!(cpu(json!({"quota": -1})).unwrap(), pairs(&[("cpu.cfs_quota_us", "-1")]));
+        assert_eq!(
+            cpu(json!({"period": 250000})).unwrap(),
+            pairs(&[("cpu.cfs_period_us", "250000")])
+        );
+        let e = cpu(json!({"quota": 10000, "burst": 20000})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "linux.resources.cpu.burst (20000) is larger than linux.resources.cpu.quota (10000)"
+        );
+    }
+
+    #[test]
+    fn idle_around_shares() {
+        assert_eq!(
+            cpu(json!({"shares": 100, "quota": 1000, "idle": 1})).unwrap(),
+            pairs(&[("cpu.shares", "100"), ("cpu.cfs_quota_us", "1000"), ("cpu.idle", "1")])
+        );
+        assert_eq!(
+            cpu(json!({"shares": 100, "idle": 0})).unwrap(),
+            pairs(&[("cpu.idle", "0"), ("cpu.shares", "100")])
+        );
+        assert!(cpu(json!({"idle": -1})).is_err());
+    }
+
+    #[test]
+    fn realtime() {
+        assert_eq!(
+            cpu(json!({"realtimeRuntime": 950000, "realtimePeriod": 1000000})).unwrap(),
+            pairs(&[("cpu.rt_period_us", "1000000"), ("cpu.rt_runtime_us", "950000")])
+        );
+        assert_eq!(
+            cpu(json!({"realtimeRuntime": -1})).unwrap(),
+            pairs(&[("cpu.rt_runtime_us", "-1")])
+        );
+        assert!(cpu(json!({"realtimeRuntime": 0, "realtimePeriod": 0}))
+            .unwrap()
+            .is_empty());
+        let e = cpu(json!({"realtimeRuntime": -2})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "linux.resources.cpu.realtimeRuntime (-2) must be -1 (unlimited) or a number of microseconds"
+        );
+    }
+}
