@@ -78,6 +78,8 @@ pub enum Command {
     Pause(IdArg),
     /// Resume a paused container
     Resume(IdArg),
+    /// Change the cgroup limits of a running container
+    Update(UpdateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +132,45 @@ pub struct RunArgs {
     /// Do not delete the container after it exits
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Path to a linux.resources JSON file, or - for stdin
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g suffix)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit)
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Total memory usage, memory plus swap; -1 for unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS period in microseconds
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of pids; -1 for unlimited
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// The container id
+    pub id: String,
 }
 
 #[derive(Args, Debug)]

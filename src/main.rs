@@ -49,6 +49,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(a) => cmd::run::run(root, &a),
         Command::Pause(a) => cmd::pause::pause(root, &a.id),
         Command::Resume(a) => cmd::pause::resume(root, &a.id),
+        Command::Update(a) => cmd::update::run(root, &a),
     }
 }
 

@@ -332,6 +332,42 @@ fn build(
     Ok(None)
 }
 
+/// Applies new limits to a running container's cgroup (`xrun update`).
+pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
+    if record.kind == Kind::Unified {
+        let dir = record
+            .unified
+            .as_ref()
+            .ok_or_else(|| anyhow!("container has no cgroup v2 directory"))?;
+        for w in v2::writes(r)? {
+            write_file(dir, &w)?;
+        }
+        return Ok(());
+    }
+    let layout = Layout::detect()?;
+    let unified_controllers = layout.unified_controllers();
+    for (controller, w) in v1::writes(r)? {
+        let dir = layout
+            .v1
+            .get(controller)
+            .and_then(|mount| record.v1.iter().find(|d| d.starts_with(mount)));
+        match (dir, &record.unified) {
+            (Some(dir), _) => write_file(dir, &w)?,
+            (None, Some(u)) if unified_controllers.iter().any(|c| c == controller) => {
+                for w in v2::writes_for(r, controller)? {
+                    write_file(u, &w)?;
+                }
+            }
+            _ if w.optional => {}
+            _ => bail!(
+                "{}: the {controller} cgroup controller is not available on this host",
+                w.field
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Moves `pid` into every directory of the container's cgroup (v1/hybrid,
 /// or v2 when CLONE_INTO_CGROUP was refused).
 pub fn place(record: &Record, pid: i32) -> Result<()> {

@@ -1,0 +1,124 @@
+//! `xrun update`: change a container's cgroup limits, from a
+//! linux.resources JSON document (`--resources FILE`, `-` for stdin) or
+//! runc's individual flags.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use serde_json::{json, Value};
+
+use crate::cgroups;
+use crate::cli::UpdateArgs;
+use crate::state::{ContainerDir, Status};
+
+/// "512", "64k", "128m", "1g" → bytes (as runc's flags accept them).
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: i64 = num.trim().parse().with_context(|| format!("invalid size {s:?}"))?;
+    if n == -1 {
+        return Ok(-1);
+    }
+    n.checked_mul(mult)
+        .filter(|v| *v >= 0)
+        .with_context(|| format!("invalid size {s:?}"))
+}
+
+/// The resources document the flags describe.
+fn from_flags(a: &UpdateArgs) -> Result<Value> {
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = &a.memory {
+        memory.insert("limit".into(), json!(parse_bytes(m)?));
+    }
+    if let Some(m) = &a.memory_reservation {
+        memory.insert("reservation".into(), json!(parse_bytes(m)?));
+    }
+    if let Some(m) = &a.memory_swap {
+        memory.insert("swap".into(), json!(parse_bytes(m)?));
+    }
+    let mut cpu = serde_json::Map::new();
+    for (key, value) in [
+        ("shares", a.cpu_shares.map(|v| json!(v))),
+        ("period", a.cpu_period.map(|v| json!(v))),
+        ("quota", a.cpu_quota.map(|v| json!(v))),
+    ] {
+        if let Some(v) = value {
+            cpu.insert(key.into(), v);
+        }
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = &a.cpuset_mems {
+        cpu.insert("mems".into(), json!(m));
+    }
+    let mut doc = serde_json::Map::new();
+    if !memory.is_empty() {
+        doc.insert("memory".into(), Value::Object(memory));
+    }
+    if !cpu.is_empty() {
+        doc.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(p) = a.pids_limit {
+        doc.insert("pids".into(), json!({ "limit": p }));
+    }
+    if let Some(w) = a.blkio_weight {
+        doc.insert("blockIO".into(), json!({ "weight": w }));
+    }
+    Ok(Value::Object(doc))
+}
+
+fn read_resources(a: &UpdateArgs) -> Result<LinuxResources> {
+    let doc = match a.resources.as_deref() {
+        Some(p) if p == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("read resources from stdin")?;
+            serde_json::from_str(&text).context("parse resources from stdin")?
+        }
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?
+        }
+        None => from_flags(a)?,
+    };
+    serde_json::from_value(doc).context("resources do not match linux.resources")
+}
+
+pub fn run(root: &Path, a: &UpdateArgs) -> Result<i32> {
+    let resources = read_resources(a)?;
+    let dir = ContainerDir::open(root, &a.id)?;
+    let saved = dir.load()?;
+    if dir.status(&saved) == Status::Stopped {
+        bail!("container not running");
+    }
+    let record = saved.cgroup.as_ref().context("container has no cgroup")?;
+    cgroups::update(record, &resources)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_runc_flags() {
+        assert_eq!(parse_bytes("512").unwrap(), 512);
+        assert_eq!(parse_bytes("64k").unwrap(), 65536);
+        assert_eq!(parse_bytes("128M").unwrap(), 128 << 20);
+        assert_eq!(parse_bytes("1gb").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("-5").is_err());
+    }
+}
