@@ -663,3 +663,126 @@ pub fn keyctl_join_session_keyring(name: &CStr) -> io::Result<()> {
 pub fn makedev(major: u64, minor: u64) -> u64 {
     libc::makedev(major as u32, minor as u32)
 }
+
+/// One eBPF instruction, laid out as the kernel's `struct bpf_insn`:
+/// opcode, then dst_reg:4 and src_reg:4 sharing a byte (C bitfields, so
+/// their order follows the target's endianness), offset, immediate.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    pub code: u8,
+    regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl BpfInsn {
+    pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> BpfInsn {
+        let regs = if cfg!(target_endian = "little") {
+            (dst & 0xf) | (src & 0xf) << 4
+        } else {
+            (dst & 0xf) << 4 | (src & 0xf)
+        };
+        BpfInsn { code, regs, off, imm }
+    }
+
+    #[cfg(test)]
+    pub const fn dst(&self) -> u8 {
+        if cfg!(target_endian = "little") {
+            self.regs & 0xf
+        } else {
+            self.regs >> 4
+        }
+    }
+
+    #[cfg(test)]
+    pub const fn src(&self) -> u8 {
+        if cfg!(target_endian = "little") {
+            self.regs >> 4
+        } else {
+            self.regs & 0xf
+        }
+    }
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+
+/// bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program. A non-empty
+/// `log` (at least 128 bytes) receives the verifier's log (level 1); the
+/// kernel fails the load with ENOSPC if the log does not fit, so pass one
+/// only to explain a failure.
+pub fn bpf_prog_load_cgroup_device(insns: &[BpfInsn], license: &CStr, log: &mut [u8]) -> io::Result<OwnedFd> {
+    // The head of `union bpf_attr` for BPF_PROG_LOAD; the kernel reads the
+    // fields after it as zero when given this size.
+    #[repr(C)]
+    struct ProgLoad {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+    }
+    let insn_cnt = u32::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let log_size = u32::try_from(log.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let attr = ProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size,
+        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+        kern_version: 0,
+        prog_flags: 0,
+    };
+    // SAFETY: `attr` matches the head of the kernel's union bpf_attr for
+    // BPF_PROG_LOAD; `insns` (BpfInsn is repr(C) struct bpf_insn), `license`
+    // and `log` outlive the call, and the kernel writes at most `log_size`
+    // bytes into `log`. The returned fd is close-on-exec.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoad,
+            mem::size_of::<ProgLoad>(),
+        )
+    })
+    .map(owned)
+}
+
+/// bpf(BPF_PROG_ATTACH): attaches `prog` to `target` (for cgroup attach
+/// types, a cgroup2 directory fd; O_PATH is enough).
+pub fn bpf_prog_attach(target: BorrowedFd, prog: BorrowedFd, attach_type: u32, flags: u32) -> io::Result<()> {
+    #[repr(C)]
+    struct ProgAttach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    let attr = ProgAttach {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` matches the kernel's BPF_PROG_ATTACH member of union
+    // bpf_attr and outlives the call; both fds are borrowed, hence open.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttach,
+            mem::size_of::<ProgAttach>(),
+        )
+    })
+    .map(drop)
+}

@@ -13,12 +13,12 @@ pub mod v2;
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
 use layout::{Kind, Layout};
@@ -251,12 +251,14 @@ fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxD
         }
     }
     // FIFOs are not devices to the device cgroup.
-    rules.extend(
-        devices
-            .iter()
-            .filter(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
-            .map(oci_spec::runtime::LinuxDeviceCgroup::from),
-    );
+    rules.extend(devices.iter().filter(|d| d.typ() != LinuxDeviceType::P).map(|d| {
+        let mut rule = LinuxDeviceCgroup::from(d);
+        if d.typ() == LinuxDeviceType::U {
+            // An unbuffered char device is a char device to the cgroup.
+            rule.set_typ(Some(LinuxDeviceType::C));
+        }
+        rule
+    }));
     r
 }
 
@@ -278,6 +280,13 @@ fn build(
         }
         let fd = crate::sys::openat(libc::AT_FDCWD, &dir, libc::O_PATH | libc::O_DIRECTORY, 0)
             .with_context(|| format!("open cgroup {}", dir.display()))?;
+        // cgroup v2 has no devices controller: the rules become an eBPF
+        // program, attached before the init is cloned into the cgroup.
+        if let Some(rules) = with_default_devices(r, devices).devices() {
+            let prog = v2::devices::program(rules)?;
+            v2::devices::load_and_attach(fd.as_fd(), &prog)
+                .with_context(|| format!("apply the device rules to cgroup {}", dir.display()))?;
+        }
         record.unified = Some(dir);
         return Ok(Some(fd));
     }

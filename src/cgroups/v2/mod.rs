@@ -5,6 +5,7 @@
 
 pub(in crate::cgroups) mod cpu;
 pub(in crate::cgroups) mod cpuset;
+pub(in crate::cgroups) mod devices;
 pub(in crate::cgroups) mod hugetlb;
 mod io;
 pub(in crate::cgroups) mod memory;
