@@ -236,14 +236,14 @@ const DEFAULT_DEVICE_RULES: [(&str, i64, i64, &str); 11] = [
     ("c", 136, -1, "rwm"), // pts
 ];
 
-/// The device rules to enforce: the config's, then the defaults, then an
-/// allow rule for each `linux.devices` node. Without any config rule the
-/// cgroup is left as it is (as runc does).
+/// The device rules to enforce, as runc does: deny everything, then the
+/// config's rules (an allow-all among them lifts the deny), then the
+/// defaults, then an allow rule for each `linux.devices` node.
 fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
     let mut r = r.clone();
-    let Some(rules) = r.devices_mut().as_mut() else {
-        return r;
-    };
+    let deny_all = serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"}));
+    let mut rules: Vec<LinuxDeviceCgroup> = deny_all.into_iter().collect();
+    rules.extend(r.devices().iter().flatten().cloned());
     for (typ, major, minor, access) in DEFAULT_DEVICE_RULES {
         let rule = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
         if let Ok(rule) = serde_json::from_value(rule) {
@@ -259,6 +259,7 @@ fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxD
         }
         rule
     }));
+    r.set_devices(Some(rules));
     r
 }
 

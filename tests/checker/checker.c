@@ -4,7 +4,8 @@
  * integration tests compare this view against the bundle's config.json.
  *
  * Usage: checker [--path P]... [--try SYSCALL[:ARG]]... [--exit N]
- *                [--sleep SECONDS] [--kill-self SIG]
+ *                [--sleep SECONDS] [--kill-self SIG] [--fork N] [--alloc MB]
+ *                [--count-to FILE]
  *
  * --try makes one raw system call before anything else is probed or printed
  * (so a seccomp kill leaves no output) and reports it under "tries", keyed
@@ -13,6 +14,16 @@
  * created), uname, getcwd, getpid, chdir[:PATH] (default /), and
  * personality[:VALUE] (hex with 0x, else decimal; default 0xffffffff, which
  * only queries).
+ *
+ * --fork N forks N children that stay alive until all forks are done, then
+ * kills and reaps them and forks once more; reported under "fork" as
+ * {"requested": N, "ok": K, "errno_name": first failure or "ok",
+ * "again": result of the last fork}.  --alloc MB allocates and touches MB
+ * megabytes, then reports {"mb": MB, "ok": true} under "alloc" (a process
+ * killed for it prints nothing).  Both run before the report is printed.
+ *
+ * --count-to FILE, after the report, writes an increasing counter to FILE
+ * (rewritten in place as one fixed-width line) every 10 ms until killed.
  *
  * Built with: gcc -static -O2 -Wall -o checker checker.c
  *
@@ -39,6 +50,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -375,7 +387,7 @@ static void emit_status_fields(void)
 {
 	static const char *const fields[] = {
 		"Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-		"NoNewPrivs", "Seccomp",
+		"NoNewPrivs", "Seccomp", "Cpus_allowed_list",
 	};
 	static char buf[16384];
 	size_t nfields = sizeof(fields) / sizeof(fields[0]);
@@ -767,6 +779,104 @@ static void emit_tries(const struct try_result *tries, int n)
 }
 
 /* ------------------------------------------------------------------ */
+/* --fork, --alloc, --count-to: resource limit probes                  */
+
+struct fork_result {
+	int requested;
+	int ok;
+	int err;
+	int again_err;
+};
+
+static void fork_probe(struct fork_result *r)
+{
+	pid_t *kids = calloc((size_t)r->requested + 1, sizeof(pid_t));
+
+	if (!kids) {
+		r->err = errno;
+		return;
+	}
+	for (int i = 0; i < r->requested; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			for (;;)
+				pause();
+		}
+		if (pid < 0) {
+			if (!r->err)
+				r->err = errno;
+			continue;
+		}
+		kids[r->ok++] = pid;
+	}
+	for (int i = 0; i < r->ok; i++)
+		kill(kids[i], SIGKILL);
+	for (int i = 0; i < r->ok; i++)
+		while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+			;
+	free(kids);
+
+	/* With the children gone the limit must allow a fork again. */
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0) {
+		r->again_err = errno;
+		return;
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void emit_fork(const struct fork_result *r)
+{
+	json_key("fork");
+	json_open('{');
+	kv_int("requested", r->requested);
+	kv_int("ok", r->ok);
+	kv_str("errno_name", errno_name(r->err));
+	kv_str("again", errno_name(r->again_err));
+	json_close('}');
+}
+
+/* Allocates and writes every page of mb megabytes. */
+static int alloc_probe(long mb)
+{
+	size_t len = (size_t)mb << 20;
+	volatile char *p = malloc(len);
+
+	if (!p)
+		return 0;
+	for (size_t i = 0; i < len; i += 4096)
+		p[i] = 1;
+	return 1;
+}
+
+/* Never returns: rewrites an increasing counter every 10 ms. */
+static void count_to(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	char line[32];
+
+	if (fd < 0) {
+		fprintf(stderr, "checker: open %s: %s\n", path, errno_name(errno));
+		_exit(126);
+	}
+	for (unsigned long n = 1;; n++) {
+		int len = snprintf(line, sizeof(line), "%020lu\n", n);
+
+		if (pwrite(fd, line, (size_t)len, 0) != len) {
+			fprintf(stderr, "checker: write %s: %s\n", path, errno_name(errno));
+			_exit(126);
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* command line and exit behaviour                                     */
 
 static int parse_signal(const char *s)
@@ -855,6 +965,10 @@ int main(int argc, char **argv)
 	const char *paths[MAX_PATHS];
 	static struct try_result tries[MAX_TRIES];
 	int n_tries = 0, n_paths = 0, exit_code = 0, kill_sig = 0;
+	struct fork_result fork_res = { -1, 0, 0, 0 };
+	long alloc_mb = -1;
+	int alloc_ok = 0;
+	const char *count_file = NULL;
 	double sleep_for = 0;
 	extern char **environ;
 	int n_fds = collect_fds(fds, fd_targets);
@@ -877,14 +991,27 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--kill-self") == 0 && next) {
 			kill_sig = parse_signal(next);
 			i++;
+		} else if (strcmp(argv[i], "--fork") == 0 && next) {
+			fork_res.requested = atoi(next);
+			i++;
+		} else if (strcmp(argv[i], "--alloc") == 0 && next) {
+			alloc_mb = atol(next);
+			i++;
+		} else if (strcmp(argv[i], "--count-to") == 0 && next) {
+			count_file = next;
+			i++;
 		} else {
 			add_error("unknown argument: %s", argv[i]);
 		}
 	}
-	if (sleep_for > 0)
+	if (sleep_for > 0 || count_file)
 		install_exit_handlers();
 	for (int i = 0; i < n_tries; i++)
 		try_syscall(&tries[i]);
+	if (fork_res.requested >= 0)
+		fork_probe(&fork_res);
+	if (alloc_mb >= 0)
+		alloc_ok = alloc_probe(alloc_mb);
 
 	json_open('{');
 	emit_string_list("args", argv, argc);
@@ -906,11 +1033,23 @@ int main(int argc, char **argv)
 		emit_path(paths[i]);
 	json_close(']');
 	emit_tries(tries, n_tries);
+	if (fork_res.requested >= 0)
+		emit_fork(&fork_res);
+	if (alloc_mb >= 0) {
+		json_key("alloc");
+		json_open('{');
+		kv_int("mb", alloc_mb);
+		json_key("ok");
+		json_bool(alloc_ok);
+		json_close('}');
+	}
 	emit_string_list("errors", errors, n_errors);
 	json_close('}');
 	putchar('\n');
 	fflush(stdout);
 
+	if (count_file)
+		count_to(count_file);
 	sleep_seconds(sleep_for);
 	if (kill_sig)
 		kill_self(kill_sig);

@@ -12,6 +12,7 @@
 
 mod common;
 
+mod cgroups;
 mod cli;
 mod errors;
 mod hooks;

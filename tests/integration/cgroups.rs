@@ -1,0 +1,894 @@
+//! cgroups: where the container's cgroup is created (cgroupsPath), the
+//! limits of linux.resources as the host and the container see them, OOM,
+//! pids, cpu and cpuset, the freezer (pause/resume), killing every process
+//! of the cgroup, device rules, and removal on delete.
+//!
+//! The tests adapt to the host's layout: pure cgroup v2 (/sys/fs/cgroup is
+//! cgroup2), hybrid (v1 controllers plus cgroup2 at /sys/fs/cgroup/unified)
+//! or legacy v1. Container cgroups are found from the host through
+//! /proc/<init pid>/cgroup, since the state JSON does not name them.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------
+// Host layout and cgroup directories
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// cgroup2 at /sys/fs/cgroup with every controller.
+    Unified,
+    /// v1 controllers, cgroup2 at /sys/fs/cgroup/unified.
+    Hybrid,
+    /// v1 only.
+    Legacy,
+}
+
+fn fs_magic(path: &str) -> Option<i64> {
+    let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: statfs fills a plain-old-data struct from a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
+fn layout() -> Layout {
+    if fs_magic(CGROUP_ROOT) == Some(CGROUP2_SUPER_MAGIC) {
+        Layout::Unified
+    } else if fs_magic(&format!("{CGROUP_ROOT}/unified")) == Some(CGROUP2_SUPER_MAGIC) {
+        Layout::Hybrid
+    } else {
+        Layout::Legacy
+    }
+}
+
+/// A cgroup filesystem mounted below /sys/fs/cgroup on the host.
+#[derive(Debug, Clone)]
+struct CgroupMount {
+    /// v1 controllers (and "name=..."), empty for cgroup2.
+    controllers: Vec<String>,
+    /// The cgroup the mount shows at its mount point.
+    root: String,
+    mount_point: PathBuf,
+}
+
+fn cgroup_mounts() -> Vec<CgroupMount> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        let (Some(root), Some(mount_point), Some(fstype)) = (left.get(3), left.get(4), right.first()) else {
+            continue;
+        };
+        if !mount_point.starts_with(CGROUP_ROOT) || !matches!(*fstype, "cgroup" | "cgroup2") {
+            continue;
+        }
+        let controllers = if *fstype == "cgroup" {
+            let superopts = right.get(2).copied().unwrap_or("");
+            superopts
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro" | "clone_children" | "noprefix" | "xattr"))
+                .filter(|o| !o.starts_with("release_agent"))
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(CgroupMount {
+            controllers,
+            root: root.to_string(),
+            mount_point: PathBuf::from(mount_point),
+        });
+    }
+    out
+}
+
+/// One line of /proc/<pid>/cgroup with the host directory it names.
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    /// "cpu,cpuacct", "name=systemd", or "" for cgroup2.
+    controllers: String,
+    /// The cgroup path as /proc/<pid>/cgroup shows it.
+    path: String,
+    mount: CgroupMount,
+}
+
+impl Hierarchy {
+    /// The host directory of cgroup `path` in this hierarchy.
+    fn host_dir(&self, path: &str) -> PathBuf {
+        let rel = path
+            .strip_prefix(self.mount.root.trim_end_matches('/'))
+            .unwrap_or_else(|| panic!("cgroup {path} is outside the mount of {:?}", self.mount));
+        self.mount.mount_point.join(rel.trim_start_matches('/'))
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.host_dir(&self.path)
+    }
+
+    fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.split(',').any(|c| c == controller)
+    }
+}
+
+/// The hierarchies of `/proc/<pid>/cgroup` (pid "self" for the test) that
+/// are mounted below /sys/fs/cgroup, i.e. the ones a runtime can use.
+fn hierarchies(pid: &str) -> Vec<Hierarchy> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let mounts = cgroup_mounts();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+        let mount = mounts.iter().find(|m| {
+            if wanted.is_empty() {
+                m.controllers.is_empty()
+            } else {
+                wanted.iter().all(|w| m.controllers.iter().any(|c| c == w))
+            }
+        });
+        match mount {
+            Some(m) => out.push(Hierarchy {
+                controllers: controllers.to_string(),
+                path: path.to_string(),
+                mount: m.clone(),
+            }),
+            None => eprintln!("cgroup hierarchy {controllers:?} of {pid} is not mounted; not checked"),
+        }
+    }
+    out
+}
+
+/// A container's cgroup as the host sees it, from its init's
+/// /proc/<pid>/cgroup.
+struct ContainerCgroup {
+    pid: i32,
+    hierarchies: Vec<Hierarchy>,
+}
+
+impl ContainerCgroup {
+    #[track_caller]
+    fn of(t: &TestEnv, id: &str) -> ContainerCgroup {
+        let state = t.state(id).unwrap_or_else(|| panic!("no state for {id}"));
+        let pid = state["pid"].as_i64().unwrap_or_else(|| panic!("no pid in {state}")) as i32;
+        let hierarchies = hierarchies(&pid.to_string());
+        assert!(!hierarchies.is_empty(), "no cgroup hierarchy for pid {pid}");
+        ContainerCgroup { pid, hierarchies }
+    }
+
+    /// Directory holding `controller`'s files: its v1 hierarchy, else the
+    /// cgroup2 one (unified hosts; controllers such as hugetlb on hybrid).
+    /// "" names the cgroup2 hierarchy itself (cgroup.events, memory.high).
+    #[track_caller]
+    fn dir(&self, controller: &str) -> PathBuf {
+        let v1 = self.hierarchies.iter().find(|h| h.has(controller));
+        let h = v1.or_else(|| self.hierarchies.iter().find(|h| h.is_v2()));
+        h.unwrap_or_else(|| panic!("no hierarchy for {controller} in {:?}", self.hierarchies))
+            .dir()
+    }
+
+    /// Contents of a controller's file, trimmed.
+    #[track_caller]
+    fn read(&self, controller: &str, file: &str) -> String {
+        let path = self.dir(controller).join(file);
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Every host directory of the container's cgroup.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.hierarchies.iter().map(Hierarchy::dir).collect();
+        dirs.dedup();
+        dirs
+    }
+
+    /// Host pids in the cgroup (the hierarchy that has the pids controller
+    /// or the cgroup2 one, else any).
+    fn procs(&self) -> Vec<i32> {
+        let h = self
+            .hierarchies
+            .iter()
+            .find(|h| h.has("pids") || (layout() == Layout::Unified && h.is_v2()))
+            .unwrap_or(&self.hierarchies[0]);
+        let text = fs::read_to_string(h.dir().join("cgroup.procs")).unwrap_or_default();
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+}
+
+/// Where a relative cgroupsPath lands in each hierarchy: below the cgroup
+/// of the runtime (this test process's, which it inherits); on pure v2
+/// below that cgroup's parent.
+fn relative_dirs(rel: &str) -> Vec<PathBuf> {
+    let unified = layout() == Layout::Unified;
+    let mut dirs: Vec<PathBuf> = hierarchies("self")
+        .iter()
+        .map(|h| {
+            let own = Path::new(&h.path);
+            let base = if unified {
+                own.parent().unwrap_or(Path::new("/"))
+            } else {
+                own
+            };
+            h.host_dir(&base.join(rel).to_string_lossy())
+        })
+        .collect();
+    dirs.dedup();
+    dirs
+}
+
+/// Where an absolute cgroupsPath lands: below each hierarchy's root.
+fn absolute_dirs(abs: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = hierarchies("self").iter().map(|h| h.host_dir(abs)).collect();
+    dirs.dedup();
+    dirs
+}
+
+#[track_caller]
+fn assert_no_dirs(dirs: &[PathBuf]) {
+    let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "cgroup directories left behind: {left:?}");
+}
+
+/// Removes (rmdir only, deepest first) cgroup directories named after a
+/// test's container ids that a runtime may legitimately leave behind, such
+/// as the parents of a nested cgroupsPath. Declare it before the TestEnv so
+/// it runs after the containers are deleted.
+#[derive(Default)]
+struct RmdirGuard(Vec<PathBuf>);
+
+impl Drop for RmdirGuard {
+    fn drop(&mut self) {
+        let mut dirs = std::mem::take(&mut self.0);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
+/// True if `pid` no longer runs (gone, or a zombie waiting for its parent).
+fn process_gone(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(true),
+    }
+}
+
+/// linux.resources, created if missing.
+fn resources(t: &mut TestEnv) -> &mut Value {
+    let linux = &mut t.config["linux"];
+    if linux.get("resources").is_none() {
+        linux["resources"] = json!({});
+    }
+    &mut linux["resources"]
+}
+
+fn add_mount(t: &mut TestEnv, m: Value) {
+    t.config["mounts"].as_array_mut().unwrap().push(m);
+}
+
+/// A cgroup namespace and the `cgroup` mount at /sys/fs/cgroup, as
+/// `runc spec` writes them.
+fn add_cgroup_ns_and_mount(t: &mut TestEnv) {
+    set_namespace(&mut t.config, "cgroup", None);
+    add_mount(
+        t,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    );
+}
+
+/// Asserts a refused create: it fails with a one-line message containing
+/// one of `needles`, and leaves nothing behind (state, mounts, processes,
+/// cgroup directories).
+#[track_caller]
+fn assert_create_fails_cleanly(t: &TestEnv, id: &str, needles: &[&str], cgroup_dirs: &[PathBuf]) {
+    let out = t.create(id, &[]);
+    out.assert_fails();
+    let msg = out.stderr.trim();
+    // runc adds warnings (e.g. about OOM counters of the cgroup it removed).
+    let errors = msg
+        .lines()
+        .filter(|l| !(runtime_is_runc() && l.contains("level=warning")))
+        .count();
+    assert_eq!(errors, 1, "expected one line of error, got:\n{msg}");
+    assert!(
+        needles.iter().any(|n| msg.contains(n)),
+        "error does not name any of {needles:?}: {msg}"
+    );
+    assert!(t.state(id).is_none(), "state of {id} exists after a failed create");
+    t.assert_clean(id);
+    assert_no_dirs(cgroup_dirs);
+}
+
+fn int_of(s: &str) -> i64 {
+    s.trim().parse().unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+// ---------------------------------------------------------------------------
+// Where the cgroup is
+
+#[test]
+fn default_cgroup_is_named_after_the_id_and_removed_on_delete() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    let suffix = format!("/{id}");
+    for h in &cg.hierarchies {
+        assert!(
+            h.path.ends_with(&suffix),
+            "hierarchy {:?}: cgroup {} does not end with the id",
+            h.controllers,
+            h.path
+        );
+        let procs = fs::read_to_string(h.dir().join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l.trim() == cg.pid.to_string()),
+            "init {} not in {}: {procs}",
+            cg.pid,
+            h.dir().display()
+        );
+    }
+    if layout() != Layout::Legacy {
+        assert!(
+            cg.hierarchies.iter().any(Hierarchy::is_v2),
+            "init is not in a cgroup2 cgroup: {:?}",
+            cg.hierarchies
+        );
+    }
+    // Each directory is where a relative cgroupsPath puts it.
+    let expected = relative_dirs(&id);
+    for dir in cg.dirs() {
+        assert!(expected.contains(&dir), "{} is not one of {expected:?}", dir.display());
+    }
+
+    t.rt(&["kill", &id, "KILL"]).assert_ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["delete", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+#[test]
+fn absolute_cgroups_path_is_below_each_hierarchy_root() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let path = format!("/xrun-test-{id}");
+    t.config["linux"]["cgroupsPath"] = json!(path);
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    for h in &cg.hierarchies {
+        assert_eq!(h.path, path, "hierarchy {:?}", h.controllers);
+        assert_eq!(
+            h.dir(),
+            h.mount.mount_point.join(path.trim_start_matches('/')),
+            "hierarchy {:?}",
+            h.controllers
+        );
+        assert!(h.dir().is_dir(), "{} missing", h.dir().display());
+    }
+    assert_eq!(cg.dirs().len(), absolute_dirs(&path).len(), "{:?}", cg.hierarchies);
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&absolute_dirs(&path));
+    t.assert_clean(&id);
+}
+
+#[test]
+fn relative_cgroups_path_is_below_the_runtime_cgroup() {
+    let mut guard = RmdirGuard::default();
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let parent = format!("xrun-rel-{id}");
+    let path = format!("{parent}/c");
+    let leaves = relative_dirs(&path);
+    let parents = relative_dirs(&parent);
+    guard.0.extend(leaves.iter().chain(&parents).cloned());
+    t.config["linux"]["cgroupsPath"] = json!(path);
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    for h in &cg.hierarchies {
+        assert!(
+            h.path.ends_with(&format!("/{path}")),
+            "hierarchy {:?}: {}",
+            h.controllers,
+            h.path
+        );
+    }
+    let mut dirs = cg.dirs();
+    dirs.sort();
+    let mut expected = leaves.clone();
+    expected.sort();
+    assert_eq!(dirs, expected, "cgroup directories of the container");
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&leaves);
+    t.assert_clean(&id);
+    // runc removes only the leaf; xrun also removes the parents it made.
+    if !runtime_is_runc() {
+        assert_no_dirs(&parents);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+
+#[test]
+fn memory_limit_is_visible_on_host_and_in_cgroup_namespace() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    const LIMIT: i64 = 64 << 20;
+    resources(&mut t)["memory"] = json!({"limit": LIMIT});
+    add_cgroup_ns_and_mount(&mut t);
+    let inside = if layout() == Layout::Unified {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    t.args(&[
+        "checker",
+        "--path",
+        inside,
+        "--path",
+        "/proc/self/cgroup",
+        "--sleep",
+        "60",
+    ]);
+    let created = t.create(&id, &[]);
+    created.assert_ok();
+    t.rt(&["start", &id]).assert_ok();
+    let report = t.wait_checker(&created);
+
+    let cg = ContainerCgroup::of(&t, &id);
+    let file = if layout() == Layout::Unified {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(int_of(&cg.read("memory", file)), LIMIT, "host {file}");
+
+    let seen = report.path(inside);
+    assert_eq!(seen["read"], "ok", "{seen}");
+    assert_eq!(int_of(seen["content"].as_str().unwrap_or("")), LIMIT, "{inside} inside");
+    assert_ne!(report.ns("cgroup"), host_ns("cgroup"), "no cgroup namespace");
+    // The namespace is rooted at the container's cgroup in every hierarchy.
+    let own = report.path("/proc/self/cgroup");
+    let text = own["content"].as_str().unwrap_or("");
+    assert!(!text.is_empty(), "{own}");
+    for line in text.lines() {
+        assert!(line.ends_with(":/"), "/proc/self/cgroup inside: {line:?} in\n{text}");
+    }
+    // The cgroup mount is read-only as configured.
+    // (On v1 the tmpfs holding the hierarchies may stay writable: runc
+    // leaves it so.)
+    let m = if layout() == Layout::Unified {
+        report.mount_at("/sys/fs/cgroup")
+    } else {
+        report.mount_at("/sys/fs/cgroup/memory")
+    };
+    assert!(options(&m["options"]).contains(&"ro".to_string()), "{m}");
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+#[test]
+fn exceeding_memory_limit_is_an_oom_kill() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    const LIMIT: i64 = 32 << 20;
+    // swap == limit: no swap, so the allocation cannot escape to it.
+    resources(&mut t)["memory"] = json!({"limit": LIMIT, "swap": LIMIT});
+    t.args(&["checker", "--alloc", "100"]);
+    // --keep leaves the stopped container, and its cgroup, for inspection.
+    let out = t.run(&id, &["--keep"]);
+    assert_eq!(
+        out.code(),
+        137,
+        "expected SIGKILL by the OOM killer\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        Checker::parse(&out.stdout).is_none(),
+        "the allocation succeeded: {}",
+        out.stdout
+    );
+    assert_eq!(t.status(&id), "stopped");
+
+    let dirs = relative_dirs(&id);
+    let memory_dir = if layout() == Layout::Unified {
+        dirs.iter().find(|d| d.join("memory.events").exists())
+    } else {
+        dirs.iter().find(|d| d.join("memory.failcnt").exists())
+    };
+    let memory_dir = memory_dir.unwrap_or_else(|| panic!("no memory cgroup among {dirs:?}"));
+    let read = |f: &str| fs::read_to_string(memory_dir.join(f)).unwrap_or_default();
+    let counter = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<i64>().ok())
+    };
+    if layout() == Layout::Unified {
+        let events = read("memory.events");
+        let kills = counter(&events, "oom_kill ").unwrap_or_else(|| panic!("memory.events: {events}"));
+        assert!(kills >= 1, "memory.events: {events}");
+        assert_eq!(int_of(&read("memory.max")), LIMIT);
+    } else {
+        assert_eq!(int_of(&read("memory.limit_in_bytes")), LIMIT);
+        let oom = read("memory.oom_control");
+        match counter(&oom, "oom_kill ") {
+            Some(kills) => assert!(kills >= 1, "memory.oom_control: {oom}"),
+            None => assert!(int_of(&read("memory.failcnt")) > 0, "memory.failcnt is 0"),
+        }
+    }
+
+    t.rt(&["delete", &id]).assert_ok();
+    assert_no_dirs(&dirs);
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// pids and cpu
+
+#[test]
+fn pids_limit_caps_forks() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    resources(&mut t)["pids"] = json!({"limit": 10});
+    t.args(&["checker", "--fork", "20", "--sleep", "60"]);
+    let created = t.create(&id, &[]);
+    created.assert_ok();
+    t.rt(&["start", &id]).assert_ok();
+    let report = t.wait_checker(&created);
+    let cg = ContainerCgroup::of(&t, &id);
+    assert_eq!(cg.read("pids", "pids.max"), "10");
+
+    let fork = &report.0["fork"];
+    let ok = fork["ok"].as_i64().unwrap_or_else(|| panic!("no fork report: {fork}"));
+    // The init counts against the limit, and nothing else is in the cgroup.
+    assert_eq!(ok, 9, "forks that succeeded under pids.max 10: {fork}");
+    assert_eq!(fork["errno_name"], "EAGAIN", "{fork}");
+    // Once the children are gone the container can fork again.
+    assert_eq!(fork["again"], "ok", "{fork}");
+    assert_eq!(t.status(&id), "running");
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+/// cpu.weight runc 1.1 and xrun give 1024 shares (the default both ways).
+const DEFAULT_WEIGHT: i64 = 100;
+
+#[test]
+fn cpu_shares_quota_and_cpuset_are_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    resources(&mut t)["cpu"] = json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"});
+    t.args(&["checker", "--sleep", "60"]);
+    let created = t.create(&id, &[]);
+    created.assert_ok();
+    t.rt(&["start", &id]).assert_ok();
+    let report = t.wait_checker(&created);
+    let cg = ContainerCgroup::of(&t, &id);
+
+    if layout() == Layout::Unified {
+        // Shares are converted to a weight; runc 1.1 and newer runtimes use
+        // different formulas, but half the default is below the default.
+        let weight = int_of(&cg.read("cpu", "cpu.weight"));
+        assert!(
+            (1..DEFAULT_WEIGHT).contains(&weight),
+            "cpu.weight {weight} for 512 shares"
+        );
+        assert_eq!(cg.read("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(cg.read("cpu", "cpu.shares"), "512");
+        assert_eq!(cg.read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cg.read("cpu", "cpu.cfs_period_us"), "100000");
+    }
+    assert_eq!(cg.read("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(report.status("Cpus_allowed_list"), "0", "affinity inside");
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Freezer
+
+fn read_counter(file: &Path) -> u64 {
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let out = t.host_dir("out");
+    add_mount(&mut t, bind_mount(&out, "/out", &[]));
+    t.args(&["checker", "--count-to", "/out/count"]);
+    let counter = out.join("count");
+    t.create(&id, &[]).assert_ok();
+    t.rt(&["start", &id]).assert_ok();
+    assert!(
+        poll_until(Duration::from_secs(10), || read_counter(&counter) > 2),
+        "the counter never advanced"
+    );
+    // Only a paused container can be resumed.
+    t.rt(&["resume", &id]).assert_fails();
+    assert_eq!(t.status(&id), "running");
+
+    let cg = ContainerCgroup::of(&t, &id);
+    t.rt(&["pause", &id]).assert_ok();
+    assert_eq!(t.status(&id), "paused");
+    if layout() == Layout::Unified {
+        let events = cg.read("", "cgroup.events");
+        assert!(events.lines().any(|l| l == "frozen 1"), "cgroup.events: {events}");
+    } else {
+        assert_eq!(cg.read("freezer", "freezer.state"), "FROZEN");
+    }
+    let frozen_at = read_counter(&counter);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read_counter(&counter), frozen_at, "the counter advanced while paused");
+    // A second pause is refused.
+    t.rt(&["pause", &id]).assert_fails();
+
+    t.rt(&["resume", &id]).assert_ok();
+    assert_eq!(t.status(&id), "running");
+    assert!(
+        poll_until(Duration::from_secs(5), || read_counter(&counter) > frozen_at),
+        "the counter did not advance after resume"
+    );
+
+    t.rt(&["kill", &id, "KILL"]).assert_ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["pause", &id]).assert_fails();
+    t.rt(&["resume", &id]).assert_fails();
+    assert_eq!(t.status(&id), "stopped");
+    t.rt(&["delete", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+#[test]
+fn paused_container_can_be_force_deleted() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    t.rt(&["pause", &id]).assert_ok();
+    assert_eq!(t.status(&id), "paused");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert!(
+        poll_until(Duration::from_secs(5), || process_gone(cg.pid)),
+        "init {} survived",
+        cg.pid
+    );
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Every process of the cgroup
+
+/// Starts `sh` with two background sleeps in the host pid namespace (so
+/// killing the init does not take the others with it) and returns the
+/// cgroup and the pids in it once all three are there.
+fn start_with_children(t: &mut TestEnv, id: &str) -> (ContainerCgroup, Vec<i32>) {
+    remove_namespace(&mut t.config, "pid");
+    t.args(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    t.create(id, &[]).assert_ok();
+    t.rt(&["start", id]).assert_ok();
+    t.wait_status(id, "running");
+    let cg = ContainerCgroup::of(t, id);
+    let mut procs = Vec::new();
+    let all_there = poll_until(Duration::from_secs(10), || {
+        procs = cg.procs();
+        procs.len() >= 3
+    });
+    assert!(all_there, "expected sh and two sleeps in the cgroup, got {procs:?}");
+    assert!(procs.contains(&cg.pid), "init {} not in {procs:?}", cg.pid);
+    (cg, procs)
+}
+
+#[track_caller]
+fn assert_all_gone(pids: &[i32]) {
+    let gone = poll_until(Duration::from_secs(5), || pids.iter().all(|p| process_gone(*p)));
+    let left: Vec<&i32> = pids.iter().filter(|p| !process_gone(**p)).collect();
+    assert!(gone, "container processes survived: {left:?}");
+}
+
+#[test]
+fn kill_all_ends_every_process_of_the_cgroup() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let (cg, pids) = start_with_children(&mut t, &id);
+    t.rt(&["kill", "--all", &id, "KILL"]).assert_ok();
+    assert_all_gone(&pids);
+    t.wait_status(&id, "stopped");
+    t.rt(&["delete", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+#[test]
+fn delete_force_ends_every_process_of_the_cgroup() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let (cg, pids) = start_with_children(&mut t, &id);
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_all_gone(&pids);
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Refused limits
+
+#[test]
+fn nonexistent_cpu_fails_create_cleanly() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    resources(&mut t)["cpu"] = json!({"cpus": "9999"});
+    t.args(&["checker", "--sleep", "60"]);
+    assert_create_fails_cleanly(&t, &id, &["cpuset.cpus", "cpu.cpus"], &relative_dirs(&id));
+}
+
+#[test]
+fn unified_key_with_a_slash_fails_create_cleanly() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    // On v1/hybrid any unified key is refused; on v2 this one must be.
+    resources(&mut t)["unified"] = json!({"../memory.max": "1"});
+    t.args(&["checker", "--sleep", "60"]);
+    assert_create_fails_cleanly(&t, &id, &["unified", "../memory.max"], &relative_dirs(&id));
+}
+
+// ---------------------------------------------------------------------------
+// Layout-specific
+
+#[test]
+fn hugetlb_limit_is_written_to_cgroup2() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let unified = match layout() {
+        Layout::Unified => PathBuf::from(CGROUP_ROOT),
+        Layout::Hybrid => PathBuf::from(CGROUP_ROOT).join("unified"),
+        Layout::Legacy => return skip("legacy cgroup v1 host: no cgroup2 hugetlb"),
+    };
+    let controllers = fs::read_to_string(unified.join("cgroup.controllers")).unwrap_or_default();
+    if !controllers.split_whitespace().any(|c| c == "hugetlb") {
+        return skip(&format!(
+            "hugetlb is not a cgroup2 controller here ({})",
+            controllers.trim()
+        ));
+    }
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").is_dir() {
+        return skip("no 2 MB huge pages on this kernel");
+    }
+    // runc 1.1 writes hugetlb only to a v1 hierarchy on hybrid hosts.
+    if layout() == Layout::Hybrid && xrun_only() {
+        return;
+    }
+    const LIMIT: i64 = 4 << 20;
+    resources(&mut t)["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": LIMIT}]);
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    let v2 = cg.hierarchies.iter().find(|h| h.is_v2()).expect("no cgroup2 hierarchy");
+    let value = fs::read_to_string(v2.dir().join("hugetlb.2MB.max")).unwrap();
+    assert_eq!(int_of(&value), LIMIT, "hugetlb.2MB.max in {}", v2.dir().display());
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+#[test]
+fn unified_resources_are_written_on_cgroup_v2() {
+    if layout() != Layout::Unified {
+        return skip("linux.resources.unified needs a pure cgroup v2 host");
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    // memory.high is kept in pages: use a multiple of the page size.
+    const HIGH: i64 = 50 << 20;
+    resources(&mut t)["unified"] = json!({"memory.high": HIGH.to_string()});
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    assert_eq!(int_of(&cg.read("", "memory.high")), HIGH);
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+/// A config that mknods /dev/xkmsg (1:11, the kernel log: any root process
+/// may open it for writing, so EPERM can only come from the device cgroup)
+/// and /dev/xnull (1:3, on the default allow list), then probes them.
+fn device_probe(t: &mut TestEnv) {
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_MKNOD"];
+    for set in ["bounding", "effective", "permitted"] {
+        t.config["process"]["capabilities"][set] = json!(caps);
+    }
+    t.args(&[
+        "sh",
+        "-c",
+        "busybox mknod /dev/xkmsg c 1 11 && busybox mknod /dev/xnull c 1 3 && \
+         exec checker --path /dev/xkmsg --path /dev/xnull --path /dev/null",
+    ]);
+}
+
+#[test]
+fn device_rules_deny_unlisted_devices() {
+    let Some(mut t) = TestEnv::new() else { return };
+    device_probe(&mut t);
+    let id = t.id.clone();
+    resources(&mut t)["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    let report = t.run_checker(&id);
+    let (kmsg, xnull) = (report.path("/dev/xkmsg"), report.path("/dev/xnull"));
+    assert_eq!(kmsg["write"], "EPERM", "{kmsg}");
+    assert_eq!(kmsg["read"], "EPERM", "{kmsg}");
+    assert_eq!(xnull["write"], "ok", "{xnull}");
+    assert_eq!(report.path("/dev/null")["write"], "ok", "{}", report.path("/dev/null"));
+    t.assert_clean(&id);
+    assert_no_dirs(&relative_dirs(&id));
+
+    // The same node opens once a rule allows it.
+    let allowed = t.new_id("devices-allowed");
+    resources(&mut t)["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ]);
+    let report = t.run_checker(&allowed);
+    assert_eq!(
+        report.path("/dev/xkmsg")["write"],
+        "ok",
+        "{}",
+        report.path("/dev/xkmsg")
+    );
+    t.assert_clean(&allowed);
+}
+
+/// runc 1.1 denies every device not on its default list (or in
+/// linux.devices) even when the config has no linux.resources.devices.
+#[test]
+fn devices_are_denied_by_default_without_rules() {
+    let Some(mut t) = TestEnv::new() else { return };
+    device_probe(&mut t);
+    let id = t.id.clone();
+    let report = t.run_checker(&id);
+    let (kmsg, xnull) = (report.path("/dev/xkmsg"), report.path("/dev/xnull"));
+    assert_eq!(kmsg["write"], "EPERM", "{kmsg}");
+    assert_eq!(xnull["write"], "ok", "{xnull}");
+    t.assert_clean(&id);
+}
