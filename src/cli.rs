@@ -80,6 +80,8 @@ pub enum Command {
     Resume(IdArg),
     /// Change the cgroup limits of a running container
     Update(UpdateArgs),
+    /// Display container events (OOM kills) and resource usage statistics
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -169,6 +171,18 @@ pub struct UpdateArgs {
     /// Block IO weight (10-1000)
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
+    /// The container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Display the container's stats once, then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Set the stats collection interval
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
     /// The container id
     pub id: String,
 }

@@ -50,6 +50,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Pause(a) => cmd::pause::pause(root, &a.id),
         Command::Resume(a) => cmd::pause::resume(root, &a.id),
         Command::Update(a) => cmd::update::run(root, &a),
+        Command::Events(a) => cmd::events::run(root, &a),
     }
 }
 

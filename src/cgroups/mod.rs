@@ -8,6 +8,7 @@
 //! is in `v1` and `v2`; this module decides where they are written.
 
 pub mod layout;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 

@@ -15,6 +15,7 @@ mod common;
 mod cgroups;
 mod cli;
 mod errors;
+mod events;
 mod hooks;
 mod lifecycle;
 mod lifecycle_extra;
