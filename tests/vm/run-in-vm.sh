@@ -147,8 +147,12 @@ exec 9>&-
 [ -r "$KERNEL" ] || die "kernel image $KERNEL not readable"
 for p in "$REPO" "$KERNEL" "${RWDIRS[@]}"; do safe_path "$p"; done
 # These are fresh tmpfs mounts in the guest: a repository there is not seen.
+# Below /tmp (where a CI clone may live) it is shared writable instead, and
+# guest-init.sh puts it back on top of the guest's new /tmp.
+REPO_OVERLAY=(--overlay-rwdir "$REPO")
 case $REPO/ in
-/tmp/* | /var/tmp/* | /var/cache/* | /var/log/* | /run/*) die "the repository ($REPO) is hidden in the guest: move it out of /tmp, /var/tmp, /var/cache, /var/log, /run" ;;
+/tmp/*) RWDIRS+=("$REPO"); REPO_OVERLAY=() ;;
+/var/tmp/* | /var/cache/* | /var/log/* | /run/*) die "the repository ($REPO) is hidden in the guest: move it out of /var/tmp, /var/cache, /var/log, /run" ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -202,7 +206,7 @@ VNG=(
     "$VENV/bin/vng" --run "$KERNEL"
     --disable-kvm --force-9p
     --name xrun-vm --cpus "$CPUS" --memory "$MEMORY"
-    --overlay-rwdir "$REPO" --overlay-rwdir /root
+    "${REPO_OVERLAY[@]}" --overlay-rwdir /root
     --append "cgroup_no_v1=all"
     --qemu-opts="-pidfile $RUN/qemu.pid"
 )
