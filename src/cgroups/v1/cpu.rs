@@ -6,14 +6,13 @@
 use anyhow::{bail, Result};
 use oci_spec::runtime::LinuxResources;
 
-use super::v2::cpu::idle;
+use super::v2::cpu::idle_around_weight;
 use super::Write;
 
 const SHARES: &str = "linux.resources.cpu.shares";
 const QUOTA: &str = "linux.resources.cpu.quota";
 const PERIOD: &str = "linux.resources.cpu.period";
 const BURST: &str = "linux.resources.cpu.burst";
-const IDLE: &str = "linux.resources.cpu.idle";
 const RT_RUNTIME: &str = "linux.resources.cpu.realtimeRuntime";
 const RT_PERIOD: &str = "linux.resources.cpu.realtimePeriod";
 
@@ -30,16 +29,7 @@ pub(super) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
         Some(s) if !SHARES_RANGE.contains(&s) => bail!("{SHARES} ({s}) is out of range [2, 262144]"),
         Some(s) => Some(Write::new(SHARES, "cpu.shares", s)),
     };
-    let idle = cpu
-        .idle()
-        .map(|v| idle(v).map(|v| Write::new(IDLE, "cpu.idle", v)))
-        .transpose()?;
-    // The kernel refuses shares while the group is idle: leave idle before
-    // setting shares, enter it after.
-    let (before, after) = match idle {
-        Some(w) if w.value == "0" => (Some(w), None),
-        other => (None, other),
-    };
+    let (before, after) = idle_around_weight(cpu.idle())?;
     out.extend(before);
     out.extend(shares);
 

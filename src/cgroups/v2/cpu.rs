@@ -31,16 +31,7 @@ pub(in crate::cgroups) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
         Some(w) if w != 0 => Some(Write::new(SHARES, "cpu.weight", w)),
         _ => None,
     };
-    let idle = cpu
-        .idle()
-        .map(|v| idle(v).map(|v| Write::new(IDLE, "cpu.idle", v)))
-        .transpose()?;
-    // The kernel refuses a weight while the group is idle: leave idle before
-    // setting the weight, enter it after.
-    let (before, after) = match idle {
-        Some(w) if w.value == "0" => (Some(w), None),
-        other => (None, other),
-    };
+    let (before, after) = idle_around_weight(cpu.idle())?;
     out.extend(before);
     out.extend(weight);
     out.extend(after);
@@ -69,12 +60,16 @@ pub(in crate::cgroups) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
     Ok(out)
 }
 
-/// cpu.idle (v1 and v2) is a boolean: 0 or 1.
-pub(in crate::cgroups) fn idle(v: i64) -> Result<i64> {
+/// The cpu.idle write (v1 and v2; a boolean, 0 or 1), split by where it
+/// goes: the kernel refuses shares/weight while the group is idle, so
+/// leaving idle comes before them and entering it after.
+pub(in crate::cgroups) fn idle_around_weight(idle: Option<i64>) -> Result<(Option<Write>, Option<Write>)> {
+    let Some(v) = idle else { return Ok((None, None)) };
     if !(0..=1).contains(&v) {
         bail!("{IDLE} ({v}) must be 0 or 1");
     }
-    Ok(v)
+    let w = Write::new(IDLE, "cpu.idle", v);
+    Ok(if v == 0 { (Some(w), None) } else { (None, Some(w)) })
 }
 
 /// cgroup v1 cpu.shares [2, 262144] (default 1024) → cgroup v2 cpu.weight
