@@ -39,11 +39,11 @@ cargo test --bins
 echo "== integration tests (this host's cgroup layout)"
 cargo test --test integration -- --test-threads=2
 
-# Pure cgroup v2 lives in a VM (this host may be hybrid or v1): the cgroup
-# and lifecycle tests run again there. XRUN_SKIP_VM=1 skips the stage.
+# Pure cgroup v2 lives in a VM (this host may be hybrid or v1): the cgroup,
+# events and lifecycle tests run again there. XRUN_SKIP_VM=1 skips the stage.
 if [ "${XRUN_SKIP_VM:-0}" = 1 ]; then
     echo "== cgroup v2 VM stage skipped (XRUN_SKIP_VM=1)"
 else
     echo "== cgroup v2 VM stage"
-    tests/vm/integration.sh cgroups:: lifecycle::
+    tests/vm/integration.sh cgroups:: events:: lifecycle::
 fi
