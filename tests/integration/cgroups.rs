@@ -892,3 +892,287 @@ fn devices_are_denied_by_default_without_rules() {
     assert_eq!(xnull["write"], "ok", "{xnull}");
     t.assert_clean(&id);
 }
+
+// ---------------------------------------------------------------------------
+// update
+
+/// `update --resources - <id>` with `doc` written to the runtime's stdin
+/// through a pipe. Returns the exit status and stderr.
+fn update_from_stdin(t: &TestEnv, id: &str, doc: &Value) -> (std::process::ExitStatus, String) {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut cmd = t.command(&["update", "--resources", "-", id]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning the runtime");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(doc.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    let mut status = None;
+    poll_until(CMD_TIMEOUT, || {
+        status = child.try_wait().expect("waiting for the runtime");
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("update --resources - {id} did not finish within {CMD_TIMEOUT:?}");
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status, stderr)
+}
+
+/// (controller, file) of the memory limit on this host.
+fn memory_limit_file() -> (&'static str, &'static str) {
+    match layout() {
+        Layout::Unified => ("memory", "memory.max"),
+        _ => ("memory", "memory.limit_in_bytes"),
+    }
+}
+
+#[test]
+fn update_changes_the_limits() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    resources(&mut t)["memory"] = json!({"limit": 64 << 20});
+    resources(&mut t)["pids"] = json!({"limit": 20});
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    let (mem_ctl, mem_file) = memory_limit_file();
+    assert_eq!(
+        int_of(&cg.read(mem_ctl, mem_file)),
+        64 << 20,
+        "{mem_file} before update"
+    );
+    assert_eq!(cg.read("pids", "pids.max"), "20");
+
+    // runc's individual flags.
+    t.rt(&["update", "--memory", "128m", "--pids-limit", "30", &id])
+        .assert_ok();
+    assert_eq!(
+        int_of(&cg.read(mem_ctl, mem_file)),
+        128 << 20,
+        "{mem_file} after update"
+    );
+    assert_eq!(cg.read("pids", "pids.max"), "30");
+    assert_eq!(t.status(&id), "running");
+
+    // A linux.resources document on stdin.
+    let (status, stderr) = update_from_stdin(&t, &id, &json!({"cpu": {"quota": 20000, "period": 100000}}));
+    assert!(status.success(), "update --resources - failed ({status:?}): {stderr}");
+    if layout() == Layout::Unified {
+        assert_eq!(cg.read("cpu", "cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(cg.read("cpu", "cpu.cfs_quota_us"), "20000");
+        assert_eq!(cg.read("cpu", "cpu.cfs_period_us"), "100000");
+    }
+    // The limits set before are kept.
+    assert_eq!(
+        int_of(&cg.read(mem_ctl, mem_file)),
+        128 << 20,
+        "{mem_file} after the cpu update"
+    );
+    assert_eq!(cg.read("pids", "pids.max"), "30");
+
+    // An invalid value is refused and changes nothing.
+    let out = t.rt(&["update", "--memory", "lots", "--pids-limit", "40", &id]);
+    out.assert_fails();
+    assert!(!out.stderr.trim().is_empty(), "no error message for --memory lots");
+    assert_eq!(
+        int_of(&cg.read(mem_ctl, mem_file)),
+        128 << 20,
+        "{mem_file} after a refused update"
+    );
+    assert_eq!(cg.read("pids", "pids.max"), "30", "pids.max after a refused update");
+    assert_eq!(t.status(&id), "running");
+
+    // A stopped container cannot be updated.
+    t.rt(&["kill", &id, "KILL"]).assert_ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["update", "--memory", "256m", &id]).assert_fails();
+    assert_eq!(t.status(&id), "stopped");
+
+    t.rt(&["delete", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Block IO
+
+/// A loop device over a sparse file in the test directory, detached on drop.
+struct LoopDevice {
+    path: String,
+    major: u32,
+    minor: u32,
+}
+
+impl LoopDevice {
+    /// Err(reason) if the host cannot set one up.
+    fn new(dir: &Path) -> Result<LoopDevice, String> {
+        use std::os::unix::fs::MetadataExt;
+        use std::process::{Command, Stdio};
+        // A kernel with loop as a module (the VM stage's) may not have
+        // loaded it yet; losetup alone does not.
+        if !Path::new("/dev/loop-control").exists() {
+            let _ = Command::new("modprobe")
+                .arg("loop")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let image = dir.join("disk.img");
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 20))
+            .map_err(|e| format!("creating {}: {e}", image.display()))?;
+        let out = Command::new("losetup")
+            .arg("--find")
+            .arg("--show")
+            .arg(&image)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup --find --show failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // From here on Drop detaches it.
+        let mut dev = LoopDevice {
+            path,
+            major: 0,
+            minor: 0,
+        };
+        let rdev = fs::metadata(&dev.path)
+            .map_err(|e| format!("stat {}: {e}", dev.path))?
+            .rdev();
+        dev.major = libc::major(rdev);
+        dev.minor = libc::minor(rdev);
+        Ok(dev)
+    }
+
+    fn dev(&self) -> String {
+        format!("{}:{}", self.major, self.minor)
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let detached = std::process::Command::new("losetup")
+            .args(["-d", &self.path])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !detached {
+            eprintln!("could not detach {}", self.path);
+        }
+    }
+}
+
+#[test]
+fn io_throttle_is_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    // Declared after the TestEnv: detached before the test dir is removed.
+    let disk = match LoopDevice::new(&t.host_dir("disk")) {
+        Ok(d) => d,
+        Err(reason) => return skip(&format!("no loop device: {reason}")),
+    };
+    let id = t.id.clone();
+    let (major, minor) = (disk.major, disk.minor);
+    resources(&mut t)["blockIO"] = json!({
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1_048_576}],
+        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+    });
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    let dev = disk.dev();
+
+    if layout() == Layout::Unified {
+        // "MAJ:MIN rbps=1048576 wbps=max riops=max wiops=100"
+        let io_max = cg.read("io", "io.max");
+        let line = io_max
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(dev.as_str()))
+            .unwrap_or_else(|| panic!("no {dev} in io.max: {io_max:?}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields.contains(&"rbps=1048576"), "io.max: {line}");
+        assert!(fields.contains(&"wiops=100"), "io.max: {line}");
+        assert!(fields.contains(&"wbps=max"), "io.max: {line}");
+        assert!(fields.contains(&"riops=max"), "io.max: {line}");
+    } else {
+        let read_bps = cg.read("blkio", "blkio.throttle.read_bps_device");
+        assert!(
+            read_bps.lines().any(|l| l.trim() == format!("{dev} 1048576")),
+            "blkio.throttle.read_bps_device: {read_bps:?}"
+        );
+        let write_iops = cg.read("blkio", "blkio.throttle.write_iops_device");
+        assert!(
+            write_iops.lines().any(|l| l.trim() == format!("{dev} 100")),
+            "blkio.throttle.write_iops_device: {write_iops:?}"
+        );
+        // Nothing else was throttled.
+        for file in ["blkio.throttle.write_bps_device", "blkio.throttle.read_iops_device"] {
+            let text = cg.read("blkio", file);
+            assert!(!text.contains(&dev), "{file}: {text:?}");
+        }
+    }
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
+/// The files a blkio weight may land in, for this host's layout, with the
+/// value 500 becomes in each (runc writes BFQ's weight as is and converts
+/// it for io.weight: 1 + (500 - 10) * 9999 / 990).
+fn weight_files() -> &'static [(&'static str, &'static str)] {
+    if layout() == Layout::Unified {
+        &[("io.bfq.weight", "500"), ("io.weight", "4950")]
+    } else {
+        &[("blkio.weight", "500"), ("blkio.bfq.weight", "500")]
+    }
+}
+
+#[test]
+fn io_weight_is_applied() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let controller = if layout() == Layout::Unified { "io" } else { "blkio" };
+
+    // Which weight files a container cgroup has here (they are not on the
+    // root cgroup, and depend on the kernel's I/O schedulers).
+    let probe = t.new_id("io-weight-probe");
+    t.start_sleeper(&probe);
+    let cg = ContainerCgroup::of(&t, &probe);
+    let dir = cg.dir(controller);
+    let present: Vec<(&str, &str)> = weight_files()
+        .iter()
+        .copied()
+        .filter(|(f, _)| dir.join(f).exists())
+        .collect();
+    t.rt(&["delete", "--force", &probe]).assert_ok();
+    t.assert_clean(&probe);
+    let Some(&(file, expected)) = present.first() else {
+        return skip(&format!("no blkio/io weight file in {}", dir.display()));
+    };
+
+    let id = t.id.clone();
+    resources(&mut t)["blockIO"] = json!({"weight": 500});
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    // "500" (blkio.weight), "default 500" (the BFQ files, io.weight).
+    let text = cg.read(controller, file);
+    let value = text
+        .lines()
+        .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [v] | ["default", v] => Some(v.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no default weight in {file}: {text:?}"));
+    assert_eq!(value, expected, "{file}: {text:?}");
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
