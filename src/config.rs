@@ -17,7 +17,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let file = dir.join("config.json");
     let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let spec = parse_spec(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
     let root = spec.root().as_ref().context("config.json has no root")?;
     let rootfs = dir.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
@@ -26,6 +26,23 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// The runtime spec's name for this flag; oci-spec 0.10 only accepts its
+/// own spelling of it.
+const DL_OVERRUN: &str = "SCHED_FLAG_DL_OVERRUN";
+
+fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
+    if !data.windows(DL_OVERRUN.len()).any(|w| w == DL_OVERRUN.as_bytes()) {
+        return serde_json::from_slice(data);
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    if let Some(flags) = v.pointer_mut("/process/scheduler/flags").and_then(|f| f.as_array_mut()) {
+        for f in flags.iter_mut().filter(|f| f.as_str() == Some(DL_OVERRUN)) {
+            *f = serde_json::Value::from("SCHED_FLAG_D_L_OVERRUN");
+        }
+    }
+    serde_json::from_value(v)
 }
 
 fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
@@ -71,9 +88,6 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
                 p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
                 "process.selinuxLabel",
             ),
-            (p.scheduler().is_some(), "process.scheduler"),
-            (p.io_priority().is_some(), "process.ioPriority"),
-            (p.exec_cpu_affinity().is_some(), "process.execCPUAffinity"),
         ];
         if let Some((_, name)) = set.into_iter().find(|(on, _)| *on) {
             return Some(name);
@@ -86,7 +100,6 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
             "linux.mountLabel",
         ),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
-        (l.personality().is_some(), "linux.personality"),
         (
             l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
             "linux.timeOffsets",
@@ -157,6 +170,37 @@ mod tests {
             .contains("process.apparmorProfile"));
         let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}], "mountLabel": "x"}}));
         assert!(validate(&s).unwrap_err().to_string().contains("linux.mountLabel"));
+    }
+
+    #[test]
+    fn process_attributes_are_accepted() {
+        let s = spec(
+            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+            "scheduler": {"policy": "SCHED_BATCH"}, "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 1},
+            "execCPUAffinity": {"initial": "0", "final": "0-1"}},
+            "linux": {"namespaces": [{"type": "mount"}], "personality": {"domain": "LINUX32"}}}),
+        );
+        assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn dl_overrun_flag_uses_the_spec_spelling() {
+        let text = br#"{"ociVersion": "1.2.0", "root": {"path": "r"}, "process": {"user": {"uid": 0, "gid": 0},
+            "args": ["sh"], "cwd": "/", "scheduler": {"policy": "SCHED_DEADLINE",
+            "flags": ["SCHED_FLAG_DL_OVERRUN", "SCHED_RESET_ON_FORK"]}}}"#;
+        let s = parse_spec(text).unwrap();
+        let flags = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags()
+            .clone()
+            .unwrap();
+        let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
+        assert_eq!(bits, [4, 1]);
     }
 
     #[test]

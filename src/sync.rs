@@ -81,6 +81,10 @@ pub enum Step {
     CloseFds,
     Keyring,
     Protocol,
+    Scheduler,
+    IoPriority,
+    CpuAffinity,
+    Personality,
 }
 
 impl Step {
@@ -122,11 +126,15 @@ impl Step {
             Step::CloseFds => "close fds",
             Step::Keyring => "create session keyring",
             Step::Protocol => "talk to parent",
+            Step::Scheduler => "set scheduler",
+            Step::IoPriority => "set io priority",
+            Step::CpuAffinity => "set cpu affinity",
+            Step::Personality => "set personality",
         }
     }
 
     fn from_u32(v: u32) -> Step {
-        const ALL: [Step; 36] = [
+        const ALL: [Step; 40] = [
             Step::None,
             Step::JoinNamespace,
             Step::Unshare,
@@ -163,6 +171,10 @@ impl Step {
             Step::CloseFds,
             Step::Keyring,
             Step::Protocol,
+            Step::Scheduler,
+            Step::IoPriority,
+            Step::CpuAffinity,
+            Step::Personality,
         ];
         ALL.get(v as usize).copied().unwrap_or(Step::None)
     }
@@ -311,7 +323,7 @@ mod tests {
 
     #[test]
     fn every_step_round_trips_by_number() {
-        for v in 0..36 {
+        for v in 0..40 {
             assert_eq!(Step::from_u32(v) as u32, v);
         }
     }

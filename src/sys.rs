@@ -786,3 +786,59 @@ pub fn bpf_prog_attach(target: BorrowedFd, prog: BorrowedFd, attach_type: u32, f
     })
     .map(drop)
 }
+
+/// `struct sched_attr` as sched_setattr(2) takes it (SCHED_ATTR_SIZE_VER1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(0, attr, 0) on the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    let mut a = *attr;
+    a.size = mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `a` is a fully initialised sched_attr whose size field matches
+    // its length; the kernel only reads it.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) }).map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, prio) on the calling process.
+pub fn ioprio_set(prio: i32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) }).map(drop)
+}
+
+/// sched_setaffinity(0, ...) with the CPUs whose bits are set in `words`
+/// (bit n of word n/64 is CPU n, as in a kernel cpumask).
+pub fn sched_setaffinity(words: &[u64]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bitmask; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    for (i, w) in words.iter().enumerate() {
+        for bit in 0..64 {
+            let cpu = i * 64 + bit;
+            if w & (1 << bit) != 0 && cpu < libc::CPU_SETSIZE as usize {
+                // SAFETY: `cpu` is below CPU_SETSIZE, inside `set`.
+                unsafe { libc::CPU_SET(cpu, &mut set) };
+            }
+        }
+    }
+    // SAFETY: pointer and size describe `set`.
+    check_int(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
+}
+
+/// personality(persona); returns the previous persona.
+pub fn personality(persona: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: integer argument.
+    check_int(unsafe { libc::personality(persona) })
+}

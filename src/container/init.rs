@@ -65,6 +65,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sync::send(sync_fd, Kind::NeedIdMaps).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)
     })?;
+    if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
+        sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
+    }
     if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sys::sethostname(h).at(Step::SetHostname, h)?;
     }
@@ -116,9 +119,12 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     p.add_home();
     let exe = p.lookup()?;
     keep_only_stdio_and_preserved(l.preserve_fds)?;
+    p.apply_scheduling()?;
     p.caps.apply_bounding()?;
     let nnp = p.no_new_privileges;
     if !nnp {
+        // The filter may deny personality(2): set it first.
+        set_personality(l.personality)?;
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the user switch below may drop: load it now (runc's order).
         load_seccomp(l.seccomp.as_ref())?;
@@ -141,6 +147,13 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
             return Err(f);
         }
     }
+    let p = l.process.as_ref().expect("checked above");
+    if let Err(f) = last_process_attrs(p, if nnp { l.personality } else { None }) {
+        if let Some(fifo) = &release {
+            fail_through_fifo(fifo, &f);
+        }
+        return Err(f);
+    }
     if let Some(fifo) = &release {
         sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
     }
@@ -148,7 +161,6 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         load_seccomp(l.seccomp.as_ref())?;
     }
     crate::phase!("exec");
-    let p = l.process.as_ref().expect("checked above");
     let err = sys::execve(&exe, &p.args, &p.env);
     Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
 }
@@ -173,6 +185,23 @@ fn release(
 fn fail_through_fifo(fifo: &std::os::fd::OwnedFd, f: &Failure) -> ! {
     let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
     unsafe_exit_quietly()
+}
+
+fn set_personality(persona: Option<libc::c_ulong>) -> Result<(), Failure> {
+    match persona {
+        Some(v) => sys::personality(v).map(drop).at(Step::Personality, format!("{v:#x}")),
+        None => Ok(()),
+    }
+}
+
+/// The last changes before execve: the personality (when the seccomp filter
+/// is still to come) and the final CPU affinity.
+fn last_process_attrs(p: &crate::process::Plan, persona: Option<libc::c_ulong>) -> Result<(), Failure> {
+    set_personality(persona)?;
+    if let Some(cpus) = p.cpus_final.as_deref() {
+        sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "final")?;
+    }
+    Ok(())
 }
 
 fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {

@@ -54,6 +54,8 @@ pub struct Launch<'a> {
     pub needs_host_pid: bool,
     pub hook_state: Saved,
     pub seccomp: Option<seccomp::Filter>,
+    /// linux.personality, as personality(2) takes it.
+    pub personality: Option<libc::c_ulong>,
 }
 
 impl Launch<'_> {
@@ -82,6 +84,12 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     let rootfs = rootfs_plan(&bundle, args, &ns)?;
     let seccomp = seccomp::from_spec(spec)?;
+    let personality = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+        .map(process::attrs::personality)
+        .transpose()?;
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
@@ -102,6 +110,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
         needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
         seccomp,
+        personality,
     };
     match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
         Ok((saved, pidfd, sync)) => Ok(Created {

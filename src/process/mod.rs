@@ -2,6 +2,7 @@
 //! groups, umask, capabilities, no_new_privs), with which rlimits. The
 //! parent turns the config into a `Plan` before clone; the child applies it.
 
+pub mod attrs;
 pub mod caps;
 
 use std::ffi::CString;
@@ -27,6 +28,13 @@ pub struct Plan {
     pub rlimits: Vec<(libc::c_int, u64, u64)>,
     pub caps: caps::Sets,
     pub no_new_privileges: bool,
+    /// process.scheduler, for sched_setattr.
+    pub sched: Option<sys::SchedAttr>,
+    /// process.ioPriority, for ioprio_set.
+    pub ioprio: Option<i32>,
+    /// process.execCPUAffinity: masks applied early and just before execve.
+    pub cpus_initial: Option<Vec<u64>>,
+    pub cpus_final: Option<Vec<u64>>,
     /// PATH from the process env, for the executable lookup.
     path_var: String,
 }
@@ -86,6 +94,10 @@ impl Plan {
             rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
         }
         let user = p.user();
+        let (cpus_initial, cpus_final) = match p.exec_cpu_affinity() {
+            Some(a) => attrs::affinity(a)?,
+            None => (None, None),
+        };
         Ok(Plan {
             args: cstrings(args, "process.args entry")?,
             env: cstrings(&env, "process.env entry")?,
@@ -97,6 +109,10 @@ impl Plan {
             rlimits,
             caps: caps::Sets::from_spec(p.capabilities().as_ref()),
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
+            sched: p.scheduler().as_ref().map(attrs::scheduler).transpose()?,
+            ioprio: p.io_priority().as_ref().map(attrs::io_priority).transpose()?,
+            cpus_initial,
+            cpus_final,
             path_var,
         })
     }
@@ -106,6 +122,18 @@ impl Plan {
     pub fn apply_rlimits(&self) -> Result<(), Failure> {
         for &(res, soft, hard) in &self.rlimits {
             sys::setrlimit(res, soft, hard).at(Step::Rlimit, res)?;
+        }
+        Ok(())
+    }
+
+    /// Scheduler policy and I/O priority, set while still privileged
+    /// (real-time classes need CAP_SYS_NICE / CAP_SYS_ADMIN).
+    pub fn apply_scheduling(&self) -> Result<(), Failure> {
+        if let Some(attr) = &self.sched {
+            sys::sched_setattr(attr).at(Step::Scheduler, format!("policy {}", attr.policy))?;
+        }
+        if let Some(prio) = self.ioprio {
+            sys::ioprio_set(prio).at(Step::IoPriority, format!("class {} priority {}", prio >> 13, prio & 7))?;
         }
         Ok(())
     }

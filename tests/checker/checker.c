@@ -958,6 +958,41 @@ static void kill_self(int sig)
 	_exit(125);
 }
 
+/* --sched: scheduler policy/nice/priority, I/O priority, personality. */
+struct checker_sched_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+	uint32_t util_min, util_max;
+};
+
+static void emit_sched(void)
+{
+	struct checker_sched_attr a;
+	long ret;
+
+	memset(&a, 0, sizeof(a));
+	json_key("sched");
+	json_open('{');
+	ret = syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0);
+	if (ret == 0) {
+		kv_int("policy", a.policy);
+		kv_int("nice", a.nice);
+		kv_int("priority", a.priority);
+		kv_int("flags", (long long)a.flags);
+	} else {
+		add_error("sched_getattr: %s", strerror(errno));
+	}
+	/* IOPRIO_WHO_PROCESS, self */
+	ret = syscall(SYS_ioprio_get, 1, 0);
+	kv_int("ioprio", ret < 0 ? -errno : ret);
+	ret = syscall(SYS_personality, 0xffffffffUL);
+	kv_int("personality", ret < 0 ? -errno : ret);
+	json_close('}');
+}
+
 int main(int argc, char **argv)
 {
 	static int fds[MAX_FDS];
@@ -969,6 +1004,7 @@ int main(int argc, char **argv)
 	long alloc_mb = -1;
 	int alloc_ok = 0;
 	const char *count_file = NULL;
+	int want_sched = 0;
 	double sleep_for = 0;
 	extern char **environ;
 	int n_fds = collect_fds(fds, fd_targets);
@@ -997,6 +1033,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--alloc") == 0 && next) {
 			alloc_mb = atol(next);
 			i++;
+		} else if (strcmp(argv[i], "--sched") == 0) {
+			want_sched = 1;
 		} else if (strcmp(argv[i], "--count-to") == 0 && next) {
 			count_file = next;
 			i++;
@@ -1033,6 +1071,8 @@ int main(int argc, char **argv)
 		emit_path(paths[i]);
 	json_close(']');
 	emit_tries(tries, n_tries);
+	if (want_sched)
+		emit_sched();
 	if (fork_res.requested >= 0)
 		emit_fork(&fork_res);
 	if (alloc_mb >= 0) {

@@ -21,6 +21,7 @@ mod lifecycle;
 mod lifecycle_extra;
 mod namespaces;
 mod process;
+mod process_attrs;
 mod rootfs;
 mod seccomp;
 mod security;
