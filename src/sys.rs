@@ -551,6 +551,46 @@ pub fn getpid() -> libc::pid_t {
     unsafe { libc::getpid() }
 }
 
+pub fn getegid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Ends the process at once: no atexit handlers, no destructors (in a
+/// clone3 child they belong to the parent's copy of the address space).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// USER_HZ, the unit of clock ticks in /proc and cpuacct.stat.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// The filesystem type (f_type) of a path.
+pub fn statfs_type(path: &Path) -> io::Result<i64> {
+    let c = cstring(path)?;
+    // SAFETY: statfs is plain old data, fully written on success.
+    let mut st: libc::statfs = unsafe { mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    check_int(unsafe { libc::statfs(c.as_ptr(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// access(path, X_OK) with the real ids: Ok, or the errno.
+pub fn access_executable(path: &Path) -> io::Result<()> {
+    let c = cstring(path)?;
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::access(c.as_ptr(), libc::X_OK) }).map(drop)
+}
+
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }

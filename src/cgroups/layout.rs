@@ -32,17 +32,9 @@ pub struct Layout {
     pub v1: BTreeMap<String, PathBuf>,
 }
 
-fn statfs_type(path: &str) -> Option<i64> {
-    let c = std::ffi::CString::new(path).ok()?;
-    // SAFETY: statfs is plain old data, fully written on success.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and out-pointer.
-    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
-}
-
 impl Layout {
     pub fn detect() -> Result<Layout> {
-        if statfs_type(ROOT) == Some(CGROUP2_SUPER_MAGIC) {
+        if crate::sys::statfs_type(Path::new(ROOT)).ok() == Some(CGROUP2_SUPER_MAGIC) {
             return Ok(Layout {
                 kind: Kind::Unified,
                 unified: Some(PathBuf::from(ROOT)),
@@ -52,7 +44,7 @@ impl Layout {
         let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         let mut layout = Layout::from_mountinfo(&text);
         let hybrid = format!("{ROOT}/unified");
-        if statfs_type(&hybrid) == Some(CGROUP2_SUPER_MAGIC) {
+        if crate::sys::statfs_type(Path::new(&hybrid)).ok() == Some(CGROUP2_SUPER_MAGIC) {
             layout.kind = Kind::Hybrid;
             layout.unified = Some(PathBuf::from(hybrid));
         }

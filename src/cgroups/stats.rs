@@ -266,17 +266,6 @@ fn read_keyed(dir: &Path, file: &str) -> BTreeMap<String, u64> {
     read(dir, file).as_deref().map(parse_flat_keyed).unwrap_or_default()
 }
 
-/// USER_HZ, the unit of cpuacct.stat.
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
-}
-
 // -- collection ------------------------------------------------------------------
 
 /// Reads every statistic available for the container's cgroup.
@@ -313,7 +302,7 @@ fn cpu(rec: &Record, cpu: &mut Cpu) {
                 (cpu.usage.percpu_kernel, cpu.usage.percpu_user) = parse_usage_all(&all);
             }
             let st = read_keyed(d, "cpuacct.stat");
-            let ns_per_tick = 1_000_000_000 / clock_ticks();
+            let ns_per_tick = 1_000_000_000 / crate::sys::clock_ticks();
             cpu.usage.user = st.get("user").copied().unwrap_or(0) * ns_per_tick;
             cpu.usage.kernel = st.get("system").copied().unwrap_or(0) * ns_per_tick;
         }

@@ -59,8 +59,7 @@ fn default_spec() -> Value {
 /// caller to root, no network namespace, /sys bound instead of mounted.
 fn make_rootless(spec: &mut Value) {
     let uid = crate::sys::geteuid();
-    // SAFETY: getegid cannot fail.
-    let gid = unsafe { libc::getegid() };
+    let gid = crate::sys::getegid();
     let linux = &mut spec["linux"];
     linux["resources"] = Value::Null;
     if let Some(ns) = linux["namespaces"].as_array_mut() {

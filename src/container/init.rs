@@ -22,24 +22,17 @@ pub fn run(launch: &mut Launch) -> ! {
     if sync::send_failure(sync_fd, &err).is_err() {
         let _ = sys::write_all(2, format!("xrun: {err}\n").as_bytes());
     }
-    // SAFETY: _exit skips atexit handlers and destructors, which belong to
-    // the parent's copy of this address space.
-    unsafe { libc::_exit(1) }
+    sys::exit_now(1)
 }
 
 fn wait_for(fd: RawFd, want: Kind) -> Result<(), Failure> {
     match sync::recv(fd) {
         Ok(Some(m)) if m.kind == want => Ok(()),
         // The parent gave up (or died): leave quietly.
-        Ok(None) => unsafe_exit_quietly(),
+        Ok(None) => sys::exit_now(1),
         Ok(Some(_)) => Err(Failure::errno(Step::Protocol, "unexpected message", libc::EPROTO)),
         Err(e) => Err(Failure::new(Step::WaitParent, "", &e)),
     }
-}
-
-fn unsafe_exit_quietly() -> ! {
-    // SAFETY: see `run`.
-    unsafe { libc::_exit(1) }
 }
 
 enum Never {}
@@ -184,7 +177,7 @@ fn release(
 /// through the fifo it is reading, and leave.
 fn fail_through_fifo(fifo: &std::os::fd::OwnedFd, f: &Failure) -> ! {
     let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
-    unsafe_exit_quietly()
+    sys::exit_now(1)
 }
 
 fn set_personality(persona: Option<libc::c_ulong>) -> Result<(), Failure> {

@@ -222,12 +222,7 @@ fn check_executable(path: &Path) -> Result<(), i32> {
     if !meta.is_file() {
         return Err(libc::EACCES);
     }
-    let c = sys::cstring(path).map_err(|_| libc::EINVAL)?;
-    // SAFETY: valid C string.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EACCES));
-    }
-    Ok(())
+    sys::access_executable(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EACCES))
 }
 
 #[cfg(test)]
