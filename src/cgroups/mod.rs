@@ -188,8 +188,7 @@ fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
 
 /// Creates the container's cgroup and applies `linux.resources`, before
 /// the init exists. On error, what was created is removed again.
-pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
-    let layout = Layout::detect()?;
+pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
     let path = configured_path(spec, id);
     let default_resources = LinuxResources::default();
     let resources = spec
@@ -209,7 +208,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
-    match build(&layout, &path, resources, devices, &mut record) {
+    match build(layout, &path, resources, devices, &mut record) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
             Ok(Prepared { record, clone_into })

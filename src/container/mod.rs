@@ -82,7 +82,9 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     let spec = &bundle.spec;
     let ns = namespaces::Plan::from_spec(spec)?;
     let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
-    let rootfs = rootfs_plan(&bundle, args, &ns)?;
+    // Read once: the cgroup mount inside and the container's cgroup need it.
+    let cgroup_layout = cgroups::layout::Layout::detect()?;
+    let rootfs = rootfs_plan(&bundle, args, &ns, &cgroup_layout)?;
     let seccomp = seccomp::from_spec(spec)?;
     let personality = spec
         .linux()
@@ -112,7 +114,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         seccomp,
         personality,
     };
-    match start_init(&dir, &mut launch, args.pid_file.as_deref()) {
+    match start_init(&dir, &mut launch, &cgroup_layout, args.pid_file.as_deref()) {
         Ok((saved, pidfd, sync)) => Ok(Created {
             dir,
             saved,
@@ -133,7 +135,12 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
 }
 
 /// Everything the rootfs steps need, checked before anything is created.
-fn rootfs_plan<'a>(bundle: &'a Bundle, args: &CreateArgs, ns: &namespaces::Plan) -> Result<rootfs::Plan<'a>> {
+fn rootfs_plan<'a>(
+    bundle: &'a Bundle,
+    args: &CreateArgs,
+    ns: &namespaces::Plan,
+    cgroup_layout: &cgroups::layout::Layout,
+) -> Result<rootfs::Plan<'a>> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
@@ -143,7 +150,7 @@ fn rootfs_plan<'a>(bundle: &'a Bundle, args: &CreateArgs, ns: &namespaces::Plan)
     }
     let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
     let cgroups = if mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")) {
-        mounts::CgroupLayout::from_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?)
+        mounts::CgroupLayout::from_layout(cgroup_layout)
     } else {
         mounts::CgroupLayout::default()
     };
@@ -187,7 +194,12 @@ fn initial_state(bundle: &Bundle, id: &str, ns: &namespaces::Plan) -> Saved {
 }
 
 /// Steps 2-6 once the state directory exists; on error the caller removes it.
-fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) -> Result<(Saved, OwnedFd, OwnedFd)> {
+fn start_init(
+    dir: &ContainerDir,
+    launch: &mut Launch,
+    cgroup_layout: &cgroups::layout::Layout,
+    pid_file: Option<&Path>,
+) -> Result<(Saved, OwnedFd, OwnedFd)> {
     let fifo = match launch.mode {
         Mode::Create => {
             let path = dir.fifo_path();
@@ -206,7 +218,7 @@ fn start_init(dir: &ContainerDir, launch: &mut Launch, pid_file: Option<&Path>) 
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
     launch.child_sync = child_sync.as_raw_fd();
     crate::phase!("cgroup");
-    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id)?;
+    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout)?;
     let record = cgroup.record.clone();
     launch.hook_state.cgroup = Some(cgroup.record);
     let mut into = cgroup.clone_into.as_ref().map(|f| f.as_raw_fd());

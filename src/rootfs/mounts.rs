@@ -157,29 +157,31 @@ pub struct CgroupLayout {
 }
 
 impl CgroupLayout {
-    pub fn from_mountinfo(text: &str) -> CgroupLayout {
-        let mut layout = CgroupLayout::default();
-        for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
+    /// The host's hierarchies as the cgroup module found them: each v1
+    /// mount once, named by its directory, with its controllers as options.
+    pub fn from_layout(l: &crate::cgroups::layout::Layout) -> CgroupLayout {
+        let mut v1: Vec<(String, String)> = Vec::new();
+        for (controller, mount) in &l.v1 {
+            let Some(name) = mount
+                .strip_prefix(crate::cgroups::layout::ROOT)
+                .ok()
+                .and_then(|n| n.to_str())
+            else {
                 continue;
             };
-            let mountpoint = left.split(' ').nth(4).unwrap_or("");
-            let mut r = right.split(' ');
-            let fstype = r.next().unwrap_or("");
-            let superopts = r.nth(1).unwrap_or("");
-            if mountpoint == "/sys/fs/cgroup" && fstype == "cgroup2" {
-                layout.unified_only = true;
-            } else if mountpoint == "/sys/fs/cgroup/unified" && fstype == "cgroup2" {
-                layout.hybrid = true;
-            } else if let (Some(name), "cgroup") = (mountpoint.strip_prefix("/sys/fs/cgroup/"), fstype) {
-                let controllers: Vec<&str> = superopts
-                    .split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                    .collect();
-                layout.v1.push((name.to_string(), controllers.join(",")));
+            match v1.iter_mut().find(|(n, _)| n == name) {
+                Some((_, opts)) => {
+                    opts.push(',');
+                    opts.push_str(controller);
+                }
+                None => v1.push((name.to_string(), controller.clone())),
             }
         }
-        layout
+        CgroupLayout {
+            v1,
+            unified_only: l.kind == crate::cgroups::layout::Kind::Unified,
+            hybrid: l.kind == crate::cgroups::layout::Kind::Hybrid,
+        }
     }
 }
 
@@ -406,17 +408,21 @@ mod tests {
     }
 
     #[test]
-    fn hybrid_layout_is_read_from_mountinfo() {
+    fn hybrid_layout_groups_comounted_controllers() {
         let text = "\
-30 29 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-31 29 0:27 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
-32 29 0:28 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+30 29 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+31 29 0:27 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 ";
-        let l = CgroupLayout::from_mountinfo(text);
+        let mut layout = crate::cgroups::layout::Layout::from_mountinfo(text);
+        layout.kind = crate::cgroups::layout::Kind::Hybrid;
+        let l = CgroupLayout::from_layout(&layout);
         assert!(l.hybrid && !l.unified_only);
         assert_eq!(
             l.v1,
-            vec![("cpu".into(), "cpu".into()), ("systemd".into(), "name=systemd".into())]
+            vec![
+                ("cpu,cpuacct".into(), "cpu,cpuacct".into()),
+                ("systemd".into(), "name=systemd".into())
+            ]
         );
     }
 }
