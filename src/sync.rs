@@ -23,7 +23,7 @@
 //! one line naming the step, the path and the errno.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use crate::sys;
 
@@ -39,6 +39,10 @@ pub enum Kind {
     Start = 5,
     Failed = 6,
     Placed = 7,
+    /// Carries the pty master (process.terminal) as SCM_RIGHTS.
+    Console = 8,
+    /// Carries the seccomp listener fd (SCMP_ACT_NOTIFY) as SCM_RIGHTS.
+    SeccompListener = 9,
 }
 
 /// A step of the child's setup; named in error messages and the timeline.
@@ -85,6 +89,11 @@ pub enum Step {
     IoPriority,
     CpuAffinity,
     Personality,
+    Console,
+    Lsm,
+    SeccompListener,
+    TimeOffsets,
+    JoinCgroup,
 }
 
 impl Step {
@@ -130,11 +139,16 @@ impl Step {
             Step::IoPriority => "set io priority",
             Step::CpuAffinity => "set cpu affinity",
             Step::Personality => "set personality",
+            Step::Console => "set up console",
+            Step::Lsm => "set LSM label",
+            Step::SeccompListener => "send seccomp listener",
+            Step::TimeOffsets => "set time offsets",
+            Step::JoinCgroup => "join cgroup",
         }
     }
 
     fn from_u32(v: u32) -> Step {
-        const ALL: [Step; 40] = [
+        const ALL: [Step; 45] = [
             Step::None,
             Step::JoinNamespace,
             Step::Unshare,
@@ -175,6 +189,11 @@ impl Step {
             Step::IoPriority,
             Step::CpuAffinity,
             Step::Personality,
+            Step::Console,
+            Step::Lsm,
+            Step::SeccompListener,
+            Step::TimeOffsets,
+            Step::JoinCgroup,
         ];
         ALL.get(v as usize).copied().unwrap_or(Step::None)
     }
@@ -227,11 +246,14 @@ impl<T> At<T> for io::Result<T> {
     }
 }
 
-/// One message: a fixed-size frame.
-#[derive(Debug, Clone)]
+/// One message: a fixed-size frame, and the fd it carried (Console,
+/// SeccompListener).
+#[derive(Debug)]
+#[allow(dead_code)] // first users: console and seccomp listener
 pub struct Message {
     pub kind: Kind,
     pub failure: Option<Failure>,
+    pub fd: Option<OwnedFd>,
 }
 
 const FRAME_LEN: usize = 4 + 4 + 4 + 2 + PATH_MAX_LEN;
@@ -240,11 +262,22 @@ pub fn send(fd: RawFd, kind: Kind) -> io::Result<()> {
     send_frame(fd, kind, Step::None, 0, "")
 }
 
+/// A frame that passes `passed` to the peer (SCM_RIGHTS).
+#[allow(dead_code)] // first users: console and seccomp listener
+pub fn send_with_fd(fd: RawFd, kind: Kind, passed: RawFd) -> io::Result<()> {
+    let buf = frame(kind, Step::None, 0, "");
+    sys::send_with_fd(fd, &buf, passed)
+}
+
 pub fn send_failure(fd: RawFd, f: &Failure) -> io::Result<()> {
     send_frame(fd, Kind::Failed, f.step, f.errno, &f.path)
 }
 
 fn send_frame(fd: RawFd, kind: Kind, step: Step, errno: i32, path: &str) -> io::Result<()> {
+    sys::send_nosignal(fd, &frame(kind, step, errno, path))
+}
+
+fn frame(kind: Kind, step: Step, errno: i32, path: &str) -> [u8; FRAME_LEN] {
     let mut buf = [0u8; FRAME_LEN];
     buf[0..4].copy_from_slice(&(kind as u32).to_le_bytes());
     buf[4..8].copy_from_slice(&(step as u32).to_le_bytes());
@@ -252,7 +285,7 @@ fn send_frame(fd: RawFd, kind: Kind, step: Step, errno: i32, path: &str) -> io::
     let bytes = truncate_utf8(path, PATH_MAX_LEN);
     buf[12..14].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
     buf[14..14 + bytes.len()].copy_from_slice(bytes);
-    sys::send_nosignal(fd, &buf)
+    buf
 }
 
 fn truncate_utf8(s: &str, max: usize) -> &[u8] {
@@ -269,7 +302,7 @@ fn truncate_utf8(s: &str, max: usize) -> &[u8] {
 /// Receives one frame; `Ok(None)` on EOF (the peer closed or exec'd).
 pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
     let mut buf = [0u8; FRAME_LEN];
-    let n = sys::read(fd, &mut buf)?;
+    let (n, passed) = sys::recv_with_fd(fd, &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
@@ -285,6 +318,8 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         5 => Kind::Start,
         6 => Kind::Failed,
         7 => Kind::Placed,
+        8 => Kind::Console,
+        9 => Kind::SeccompListener,
         _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
     };
     let failure = (kind == Kind::Failed).then(|| {
@@ -295,7 +330,11 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
             path: String::from_utf8_lossy(&buf[14..14 + len]).into_owned(),
         }
     });
-    Ok(Some(Message { kind, failure }))
+    Ok(Some(Message {
+        kind,
+        failure,
+        fd: passed,
+    }))
 }
 
 #[cfg(test)]
@@ -322,8 +361,25 @@ mod tests {
     }
 
     #[test]
+    fn fds_cross_with_their_frame() {
+        let (a, b) = sys::socketpair_seqpacket().unwrap();
+        let (x, _y) = sys::socketpair_seqpacket().unwrap();
+        send_with_fd(a.as_raw_fd(), Kind::Console, x.as_raw_fd()).unwrap();
+        send(a.as_raw_fd(), Kind::Ready).unwrap();
+        let got = recv(b.as_raw_fd()).unwrap().unwrap();
+        assert_eq!(got.kind, Kind::Console);
+        let passed = got.fd.expect("the fd arrives");
+        let (st_x, st_p) = (
+            sys::fstat(x.as_raw_fd()).unwrap(),
+            sys::fstat(passed.as_raw_fd()).unwrap(),
+        );
+        assert_eq!((st_x.st_dev, st_x.st_ino), (st_p.st_dev, st_p.st_ino));
+        assert!(recv(b.as_raw_fd()).unwrap().unwrap().fd.is_none());
+    }
+
+    #[test]
     fn every_step_round_trips_by_number() {
-        for v in 0..40 {
+        for v in 0..45 {
             assert_eq!(Step::from_u32(v) as u32, v);
         }
     }

@@ -332,7 +332,9 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 let _ = sys::waitpid(pid, 0);
                 return Err(anyhow!("{f}"));
             }
-            Kind::Continue | Kind::Start | Kind::Placed => bail!("unexpected message from container init"),
+            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console | Kind::SeccompListener => {
+                bail!("unexpected message from container init")
+            }
         }
     }
 }
