@@ -69,6 +69,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
             check_sysctl_namespace(spec, key)?;
         }
     }
+    let selinux_label = spec.process().as_ref().and_then(|p| p.selinux_label().as_deref());
+    if selinux_label.is_some_and(|l| !l.is_empty()) && !crate::process::lsm::Host::real().selinux_enabled() {
+        // runc's words: without SELinux the label is refused up front.
+        bail!("selinux label is specified in config, but selinux is disabled or not supported");
+    }
     if let Some(field) = unsupported_field(spec) {
         bail!("{field} is set in config.json but not supported by this xrun build yet; remove it to run without it");
     }
@@ -78,27 +83,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
 /// The first field xrun cannot honour yet. Running without it would
 /// silently weaken or change what the config asked for, so it is refused.
 fn unsupported_field(spec: &Spec) -> Option<&'static str> {
-    if let Some(p) = spec.process().as_ref() {
-        let set = [
-            (
-                p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()),
-                "process.apparmorProfile",
-            ),
-            (
-                p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()),
-                "process.selinuxLabel",
-            ),
-        ];
-        if let Some((_, name)) = set.into_iter().find(|(on, _)| *on) {
-            return Some(name);
-        }
-    }
     let l = spec.linux().as_ref()?;
     let set = [
-        (
-            l.mount_label().as_deref().is_some_and(|s| !s.is_empty()),
-            "linux.mountLabel",
-        ),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
         (
             l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
@@ -160,16 +146,23 @@ mod tests {
 
     #[test]
     fn fields_not_built_yet_are_refused_by_name() {
+        let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}], "intelRdt": {}}}));
+        assert!(validate(&s).unwrap_err().to_string().contains("linux.intelRdt"));
+    }
+
+    #[test]
+    fn lsm_labels_are_accepted_but_selinux_needs_selinux() {
         let s = spec(
             serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
-            "apparmorProfile": "p"}}),
+            "apparmorProfile": "p"}, "linux": {"namespaces": [{"type": "mount"}], "mountLabel": "x"}}),
         );
-        assert!(validate(&s)
-            .unwrap_err()
-            .to_string()
-            .contains("process.apparmorProfile"));
-        let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}], "mountLabel": "x"}}));
-        assert!(validate(&s).unwrap_err().to_string().contains("linux.mountLabel"));
+        assert!(validate(&s).is_ok());
+        let s = spec(
+            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+            "selinuxLabel": "system_u:system_r:container_t:s0"}}),
+        );
+        let enabled = crate::process::lsm::Host::real().selinux_enabled();
+        assert_eq!(validate(&s).is_ok(), enabled);
     }
 
     #[test]

@@ -722,8 +722,10 @@ pub fn move_mount_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     .map(drop)
 }
 
-/// A new, detached, read-only (when asked) tmpfs mount, ready for move_mount.
-pub fn detached_tmpfs(readonly: bool) -> io::Result<OwnedFd> {
+/// A new, detached, read-only (when asked) tmpfs mount, ready for move_mount,
+/// with an LSM `context` when given.
+pub fn detached_tmpfs(readonly: bool, context: Option<&CStr>) -> io::Result<OwnedFd> {
+    const FSCONFIG_SET_STRING: u32 = 1;
     const FSCONFIG_CMD_CREATE: u32 = 6;
     const FSOPEN_CLOEXEC: u32 = 1;
     const FSMOUNT_CLOEXEC: u32 = 1;
@@ -732,6 +734,19 @@ pub fn detached_tmpfs(readonly: bool) -> io::Result<OwnedFd> {
     let fs = owned(check(unsafe {
         libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
     })?);
+    if let Some(value) = context {
+        // SAFETY: key and value are valid C strings that outlive the call.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                c"context".as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
     // SAFETY: CMD_CREATE takes no key or value.
     check(unsafe {
         libc::syscall(

@@ -114,6 +114,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     keep_only_stdio_and_preserved(l.preserve_fds)?;
     p.apply_scheduling()?;
     p.caps.apply_bounding()?;
+    // Labels for the execve, set before the seccomp filter and the user
+    // switch (runc's order).
+    l.lsm.apply()?;
     let nnp = p.no_new_privileges;
     if !nnp {
         // The filter may deny personality(2): set it first.

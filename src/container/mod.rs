@@ -56,6 +56,8 @@ pub struct Launch<'a> {
     pub seccomp: Option<seccomp::Filter>,
     /// linux.personality, as personality(2) takes it.
     pub personality: Option<libc::c_ulong>,
+    /// process.apparmorProfile / selinuxLabel, written just before execve.
+    pub lsm: process::lsm::ExecLabels,
 }
 
 impl Launch<'_> {
@@ -113,6 +115,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
         seccomp,
         personality,
+        lsm: process::lsm::ExecLabels::from_spec(spec, &process::lsm::Host::real()),
     };
     match start_init(&dir, &mut launch, &cgroup_layout, args.pid_file.as_deref()) {
         Ok((saved, pidfd, sync)) => Ok(Created {
@@ -169,6 +172,7 @@ fn rootfs_plan<'a>(
         setup_dev: !rootfs::binds_dev(spec),
         cgroups,
         root_propagation,
+        mount_label: process::lsm::mount_label_of(spec)?,
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod caps;
+pub mod lsm;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

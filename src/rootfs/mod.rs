@@ -32,6 +32,8 @@ pub struct Plan<'a> {
     pub cgroups: mounts::CgroupLayout,
     /// Propagation applied to "/" once the root is in place.
     pub root_propagation: libc::c_ulong,
+    /// linux.mountLabel, for the mounts runc labels.
+    pub mount_label: Option<crate::process::lsm::MountLabel>,
 }
 
 /// Mounts everything while the host's view is still around; returns an fd of
@@ -52,6 +54,7 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
         bundle: plan.bundle,
         cgroups: &plan.cgroups,
         in_user_ns: plan.in_user_ns,
+        mount_context: plan.mount_label.as_ref().map(|m| m.option.as_str()),
     };
     for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
         mounts::mount_entry(&ctx, m)?;
@@ -102,7 +105,11 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
     let root =
         sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::MaskPath, "/")?;
     if let Some(masked) = linux.and_then(|l| l.masked_paths().as_ref()) {
-        paths::mask(root.as_raw_fd(), masked)?;
+        paths::mask(
+            root.as_raw_fd(),
+            masked,
+            plan.mount_label.as_ref().map(|m| m.label.as_c_str()),
+        )?;
     }
     if let Some(ro) = linux.and_then(|l| l.readonly_paths().as_ref()) {
         paths::make_readonly(root.as_raw_fd(), ro)?;

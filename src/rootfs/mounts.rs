@@ -191,6 +191,8 @@ pub struct Context<'a> {
     pub bundle: &'a Path,
     pub cgroups: &'a CgroupLayout,
     pub in_user_ns: bool,
+    /// `context="..."` from linux.mountLabel.
+    pub mount_context: Option<&'a str>,
 }
 
 /// Mounts one config entry inside the rootfs.
@@ -216,7 +218,18 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
         let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
         let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned());
         let source = source.unwrap_or_else(|| typ.to_string());
-        let data = opts.data.join(",");
+        let mut data = opts.data.join(",");
+        // runc labels every filesystem it mounts itself except proc, sysfs
+        // and mqueue (and binds, where the kernel ignores mount data).
+        if let Some(context) = ctx
+            .mount_context
+            .filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue"))
+        {
+            if !data.is_empty() {
+                data.push(',');
+            }
+            data.push_str(context);
+        }
         let c = |s: &str| CString::new(s).map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL));
         let (src_c, typ_c, data_c) = (c(&source)?, c(typ)?, c(&data)?);
         let flags = opts.flags & !libc::MS_REMOUNT;
@@ -318,7 +331,12 @@ fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) ->
         return sys::mount(Some(c"cgroup2"), &tpath, Some(c"cgroup2"), flags, None);
     }
     let tmpfs_flags = (flags & !libc::MS_RDONLY) | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    sys::mount(Some(c"tmpfs"), &tpath, Some(c"tmpfs"), tmpfs_flags, Some(c"mode=755"))?;
+    let tmpfs_data = match ctx.mount_context {
+        Some(context) => CString::new(format!("mode=755,{context}")),
+        None => CString::new("mode=755"),
+    }
+    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    sys::mount(Some(c"tmpfs"), &tpath, Some(c"tmpfs"), tmpfs_flags, Some(&tmpfs_data))?;
     let dir = resolve::open(ctx.root, dest, libc::O_DIRECTORY)?;
     let mut subs: Vec<(&str, Option<&str>)> = ctx
         .cgroups

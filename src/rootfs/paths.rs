@@ -34,8 +34,8 @@ fn open_existing(root: RawFd, path: &str, step: Step) -> Result<Option<OwnedFd>,
 }
 
 /// Hides each path: a directory under an empty read-only tmpfs, anything
-/// else under /dev/null.
-pub fn mask(root: RawFd, paths: &[String]) -> Result<(), Failure> {
+/// else under /dev/null. The tmpfs carries the mount label's `context=`.
+pub fn mask(root: RawFd, paths: &[String], mount_label: Option<&std::ffi::CStr>) -> Result<(), Failure> {
     let mut dev_null = None;
     for path in paths {
         let Some(target) = open_existing(root, path, Step::MaskPath)? else {
@@ -43,7 +43,7 @@ pub fn mask(root: RawFd, paths: &[String]) -> Result<(), Failure> {
         };
         let st = sys::fstat(target.as_raw_fd()).at(Step::MaskPath, path)?;
         let cover = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            sys::detached_tmpfs(true).at(Step::MaskPath, path)?
+            sys::detached_tmpfs(true, mount_label).at(Step::MaskPath, path)?
         } else {
             if dev_null.is_none() {
                 dev_null = Some(open_dev_null(root)?);

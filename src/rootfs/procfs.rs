@@ -45,6 +45,19 @@ impl Proc {
         Ok(fd)
     }
 
+    /// Opens a file of our own thread's directory (`attr/exec`) for writing.
+    /// "thread-self" is a symlink, so it is read and checked to be
+    /// "PID/task/TID" here, and the file is then opened without symlinks.
+    pub fn open_own_attr(&self, rel: &Path) -> io::Result<OwnedFd> {
+        let me = sys::readlinkat(self.0.as_raw_fd(), Path::new("thread-self"))?;
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let parts: Vec<&str> = me.to_str().unwrap_or("").split('/').collect();
+        if !matches!(parts.as_slice(), [pid, "task", tid] if numeric(pid) && numeric(tid)) {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        self.open_write(&me.join(rel))
+    }
+
     /// Re-opens one of our own fds through /proc/self/fd (magic link). Plain
     /// openat: a seccomp profile loaded by then may not allow openat2.
     pub fn reopen_fd(&self, fd: i32, flags: i32) -> io::Result<OwnedFd> {
@@ -101,5 +114,13 @@ mod tests {
         // "self" is a symlink: refused.
         assert!(p.open_write(Path::new("self/oom_score_adj")).is_err());
         assert!(p.open_write(Path::new("../etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn own_attr_files_are_reached_through_thread_self() {
+        let p = Proc::open().unwrap();
+        // attr/exec exists on every kernel with /proc/PID/attr.
+        assert!(p.open_own_attr(Path::new("attr/exec")).is_ok());
+        assert!(p.open_own_attr(Path::new("../../../self/attr/exec")).is_err());
     }
 }

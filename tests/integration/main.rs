@@ -19,6 +19,7 @@ mod events;
 mod hooks;
 mod lifecycle;
 mod lifecycle_extra;
+mod lsm;
 mod namespaces;
 mod process;
 mod process_attrs;
