@@ -69,6 +69,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             check_sysctl_namespace(spec, key)?;
         }
     }
+    check_time_namespace(spec)?;
     let selinux_label = spec.process().as_ref().and_then(|p| p.selinux_label().as_deref());
     if selinux_label.is_some_and(|l| !l.is_empty()) && !crate::process::lsm::Host::real().selinux_enabled() {
         // runc's words: without SELinux the label is refused up front.
@@ -86,10 +87,6 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
     let l = spec.linux().as_ref()?;
     let set = [
         (l.intel_rdt().is_some(), "linux.intelRdt"),
-        (
-            l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
-            "linux.timeOffsets",
-        ),
         (l.memory_policy().is_some(), "linux.memoryPolicy"),
         (
             l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
@@ -97,6 +94,26 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
         ),
     ];
     set.into_iter().find(|(on, _)| *on).map(|(_, name)| name)
+}
+
+/// runc's rules for the time namespace and linux.timeOffsets.
+fn check_time_namespace(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let offsets = linux.is_some_and(|l| l.time_offsets().is_some());
+    let time_ns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+    match time_ns {
+        None if offsets => bail!("time namespace offsets specified, but time namespace isn't enabled in the config"),
+        None => Ok(()),
+        Some(_) if !Path::new("/proc/self/timens_offsets").exists() => {
+            bail!("time namespaces aren't enabled in the kernel")
+        }
+        Some(ns) if ns.path().is_some() && offsets => bail!(
+            "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one"
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// A sysctl may only be set when its namespace is the container's own.
@@ -194,6 +211,22 @@ mod tests {
             .unwrap();
         let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
         assert_eq!(bits, [4, 1]);
+    }
+
+    #[test]
+    fn time_offsets_need_a_new_time_namespace() {
+        let offsets = serde_json::json!({"monotonic": {"secs": 1}});
+        let none = spec(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}], "timeOffsets": offsets}}));
+        let err = validate(&none).unwrap_err().to_string();
+        assert!(err.contains("time namespace isn't enabled in the config"), "{err}");
+        let joined = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "time", "path": "/proc/1/ns/time"}],
+            "timeOffsets": offsets}}),
+        );
+        let err = validate(&joined).unwrap_err().to_string();
+        assert!(err.contains("both namespace path and time offsets"), "{err}");
+        let new = spec(serde_json::json!({"linux": {"namespaces": [{"type": "time"}], "timeOffsets": offsets}}));
+        assert!(validate(&new).is_ok());
     }
 
     #[test]

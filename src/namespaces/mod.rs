@@ -49,6 +49,10 @@ pub struct Plan {
     /// The cgroup namespace is unshared by the child once the parent has
     /// placed it in its cgroup (v1/hybrid placement happens after clone).
     pub late_cgroupns: bool,
+    /// linux.timeOffsets as /proc/self/timens_offsets takes them. Then the
+    /// new time namespace is made by the parent (see `enter_for_children`),
+    /// not by clone3: offsets can only be set before any process is in it.
+    pub time_offsets: Option<String>,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -122,6 +126,10 @@ impl Plan {
                 }
             }
         }
+        let time_offsets = time_offsets_text(spec)?;
+        if time_offsets.is_some() {
+            new &= !libc::CLONE_NEWTIME;
+        }
         // user first, mount last, the rest in between.
         child_joins.sort_by_key(|j| match j.flag {
             libc::CLONE_NEWUSER => 0,
@@ -145,6 +153,7 @@ impl Plan {
             new_mount: new & libc::CLONE_NEWNS != 0,
             host_mounts: seen & libc::CLONE_NEWNS == 0,
             late_cgroupns: false,
+            time_offsets,
         })
     }
 
@@ -186,10 +195,47 @@ impl Plan {
     }
 }
 
-/// Parent side: join pid/time namespaces given by path for the next clone,
-/// returning the handles needed to come back.
+/// The clocks a time namespace may offset, as the kernel names them.
+const TIME_CLOCKS: [&str; 2] = ["monotonic", "boottime"];
+
+/// linux.timeOffsets as the lines of /proc/self/timens_offsets, or None.
+fn time_offsets_text(spec: &Spec) -> Result<Option<String>> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(None);
+    };
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by_key(|(name, _)| name.as_str());
+    let mut text = String::new();
+    for (clock, offset) in clocks {
+        if !TIME_CLOCKS.contains(&clock.as_str()) {
+            bail!("linux.timeOffsets: unknown clock {clock:?} (a time namespace offsets monotonic and boottime)");
+        }
+        let nanos = offset.nanosecs().unwrap_or(0);
+        if nanos >= 1_000_000_000 {
+            bail!("linux.timeOffsets: {clock} nanosecs {nanos} is not below one second");
+        }
+        text.push_str(&format!("{clock} {} {nanos}\n", offset.secs().unwrap_or(0)));
+    }
+    Ok(Some(text))
+}
+
+/// Parent side, around clone3: join the pid/time namespaces given by path,
+/// or make the new time namespace with its offsets (unshare only changes
+/// `time_for_children`, so the parent itself stays where it is); returns
+/// the handles needed to come back.
 pub fn enter_for_children(plan: &Plan) -> Result<Vec<(OwnedFd, i32)>> {
     let mut restore = Vec::new();
+    if let Some(offsets) = &plan.time_offsets {
+        let fd: OwnedFd = fs::File::open("/proc/self/ns/time")
+            .context("open /proc/self/ns/time")?
+            .into();
+        sys::unshare(libc::CLONE_NEWTIME).context("unshare the time namespace")?;
+        restore.push((fd, libc::CLONE_NEWTIME));
+        if let Err(e) = fs::write("/proc/self/timens_offsets", offsets) {
+            let _ = leave_for_children(restore);
+            return Err(e).with_context(|| format!("write time offsets {:?}", offsets.trim_end()));
+        }
+    }
     for j in &plan.parent_joins {
         let own = if j.flag == libc::CLONE_NEWPID {
             "/proc/self/ns/pid"
@@ -290,5 +336,29 @@ mod tests {
         let wrong = spec_with(serde_json::json!([{"type": "uts", "path": "/proc/self/ns/net"}]));
         let err = Plan::from_spec(&wrong).err().unwrap().to_string();
         assert!(err.contains("not a uts namespace"), "{err}");
+    }
+
+    #[test]
+    fn time_offsets_make_the_time_namespace_in_the_parent() {
+        let mut spec = spec_with(serde_json::json!([{"type": "time"}, {"type": "pid"}]));
+        let p = Plan::from_spec(&spec).unwrap();
+        assert_eq!(p.clone_flags, (libc::CLONE_NEWTIME | libc::CLONE_NEWPID) as u64);
+        assert!(p.time_offsets.is_none());
+        let linux: oci_spec::runtime::Linux = serde_json::from_value(serde_json::json!({
+            "namespaces": [{"type": "time"}, {"type": "pid"}],
+            "timeOffsets": {"monotonic": {"secs": -5, "nanosecs": 7}, "boottime": {"secs": 86400}}
+        }))
+        .unwrap();
+        spec.set_linux(Some(linux.clone()));
+        let p = Plan::from_spec(&spec).unwrap();
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID as u64);
+        assert_eq!(p.time_offsets.as_deref(), Some("boottime 86400 0\nmonotonic -5 7\n"));
+        let mut bad = linux;
+        bad.set_time_offsets(Some(
+            [("realtime".to_string(), Default::default())].into_iter().collect(),
+        ));
+        spec.set_linux(Some(bad));
+        let err = Plan::from_spec(&spec).err().unwrap().to_string();
+        assert!(err.contains("unknown clock \"realtime\""), "{err}");
     }
 }

@@ -5,7 +5,7 @@
  *
  * Usage: checker [--path P]... [--try SYSCALL[:ARG]]... [--exit N]
  *                [--sleep SECONDS] [--kill-self SIG] [--fork N] [--alloc MB]
- *                [--count-to FILE]
+ *                [--count-to FILE] [--clocks] [--children N]
  *
  * --try makes one raw system call before anything else is probed or printed
  * (so a seccomp kill leaves no output) and reports it under "tries", keyed
@@ -24,6 +24,12 @@
  *
  * --count-to FILE, after the report, writes an increasing counter to FILE
  * (rewritten in place as one fixed-width line) every 10 ms until killed.
+ *
+ * --clocks reports CLOCK_MONOTONIC and CLOCK_BOOTTIME (whole seconds) and
+ * /proc/uptime under "clocks" (what a time namespace offsets).
+ *
+ * --children N forks N children that sleep until the checker dies (they get
+ * SIGKILL with it) and lists their pids under "children".
  *
  * Built with: gcc -static -O2 -Wall -o checker checker.c
  *
@@ -44,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -993,6 +1000,56 @@ static void emit_sched(void)
 	json_close('}');
 }
 
+/* --clocks: the clocks a time namespace offsets. */
+static void emit_clocks(void)
+{
+	static const struct {
+		const char *name;
+		clockid_t id;
+	} clocks[] = { { "monotonic", CLOCK_MONOTONIC }, { "boottime", CLOCK_BOOTTIME } };
+
+	json_key("clocks");
+	json_open('{');
+	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]); i++) {
+		struct timespec ts;
+
+		if (clock_gettime(clocks[i].id, &ts) == 0) {
+			kv_int(clocks[i].name, ts.tv_sec);
+		} else {
+			add_error("clock_gettime %s: %s", clocks[i].name, errno_name(errno));
+			json_key(clocks[i].name);
+			json_str(NULL);
+		}
+	}
+	kv_file("uptime", "/proc/uptime");
+	json_close('}');
+}
+
+/* --children N: children that live as long as the checker does. */
+static int spawn_children(int n, pid_t *pids, int max)
+{
+	int made = 0;
+	pid_t parent = getpid();
+
+	for (int i = 0; i < n && made < max; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(0); /* the checker was already gone */
+			for (;;)
+				pause();
+		}
+		if (pid < 0) {
+			add_error("fork: %s", errno_name(errno));
+			break;
+		}
+		pids[made++] = pid;
+	}
+	return made;
+}
+
 int main(int argc, char **argv)
 {
 	static int fds[MAX_FDS];
@@ -1004,7 +1061,8 @@ int main(int argc, char **argv)
 	long alloc_mb = -1;
 	int alloc_ok = 0;
 	const char *count_file = NULL;
-	int want_sched = 0;
+	int want_sched = 0, want_clocks = 0, n_children = 0, want_children = 0;
+	static pid_t children[64];
 	double sleep_for = 0;
 	extern char **environ;
 	int n_fds = collect_fds(fds, fd_targets);
@@ -1035,6 +1093,11 @@ int main(int argc, char **argv)
 			i++;
 		} else if (strcmp(argv[i], "--sched") == 0) {
 			want_sched = 1;
+		} else if (strcmp(argv[i], "--clocks") == 0) {
+			want_clocks = 1;
+		} else if (strcmp(argv[i], "--children") == 0 && next) {
+			want_children = atoi(next);
+			i++;
 		} else if (strcmp(argv[i], "--count-to") == 0 && next) {
 			count_file = next;
 			i++;
@@ -1050,6 +1113,8 @@ int main(int argc, char **argv)
 		fork_probe(&fork_res);
 	if (alloc_mb >= 0)
 		alloc_ok = alloc_probe(alloc_mb);
+	if (want_children > 0)
+		n_children = spawn_children(want_children, children, 64);
 
 	json_open('{');
 	emit_string_list("args", argv, argc);
@@ -1073,6 +1138,15 @@ int main(int argc, char **argv)
 	emit_tries(tries, n_tries);
 	if (want_sched)
 		emit_sched();
+	if (want_clocks)
+		emit_clocks();
+	if (want_children > 0) {
+		json_key("children");
+		json_open('[');
+		for (int i = 0; i < n_children; i++)
+			json_int(children[i]);
+		json_close(']');
+	}
 	if (fork_res.requested >= 0)
 		emit_fork(&fork_res);
 	if (alloc_mb >= 0) {

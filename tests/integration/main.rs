@@ -27,3 +27,4 @@ mod rootfs;
 mod seccomp;
 mod security;
 mod state;
+mod time_ns;

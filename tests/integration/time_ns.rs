@@ -1,0 +1,148 @@
+//! The time namespace and linux.timeOffsets (runtime-spec 1.2; runc 1.1
+//! knows neither, so these tests are xrun-only).
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+const MONOTONIC_OFFSET: i64 = 1_000_000;
+const BOOTTIME_OFFSET: i64 = 2_000_000;
+
+/// Whole seconds of a host clock.
+fn host_clock(id: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own.
+    assert_eq!(unsafe { libc::clock_gettime(id, &mut ts) }, 0);
+    ts.tv_sec
+}
+
+fn offsets() -> Value {
+    json!({"monotonic": {"secs": MONOTONIC_OFFSET, "nanosecs": 0}, "boottime": {"secs": BOOTTIME_OFFSET}})
+}
+
+#[track_caller]
+fn assert_shifted(seen: i64, before: i64, after: i64, offset: i64, what: &str) {
+    assert!(
+        seen >= before + offset && seen <= after + offset + 1,
+        "{what} inside is {seen}, host was {before}..{after}, offset {offset}"
+    );
+}
+
+#[test]
+fn time_offsets_shift_the_clocks_inside() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", None);
+    env.config["linux"]["timeOffsets"] = offsets();
+    env.args(&["checker", "--clocks"]);
+    let id = env.id.clone();
+    let (mono0, boot0) = (host_clock(libc::CLOCK_MONOTONIC), host_clock(libc::CLOCK_BOOTTIME));
+    let report = env.run_checker(&id);
+    let (mono1, boot1) = (host_clock(libc::CLOCK_MONOTONIC), host_clock(libc::CLOCK_BOOTTIME));
+    let clocks = &report.0["clocks"];
+    assert_shifted(
+        clocks["monotonic"].as_i64().unwrap(),
+        mono0,
+        mono1,
+        MONOTONIC_OFFSET,
+        "monotonic",
+    );
+    assert_shifted(
+        clocks["boottime"].as_i64().unwrap(),
+        boot0,
+        boot1,
+        BOOTTIME_OFFSET,
+        "boottime",
+    );
+    // /proc/uptime follows the boot time of the reader's time namespace.
+    let uptime: f64 = clocks["uptime"]
+        .as_str()
+        .and_then(|u| u.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("bad uptime {}", clocks["uptime"]));
+    assert_shifted(uptime as i64, boot0, boot1, BOOTTIME_OFFSET, "/proc/uptime");
+    assert_ne!(
+        report.ns("time"),
+        host_ns("time"),
+        "the container shares the host's time namespace"
+    );
+    assert!(report.ns("time").starts_with("time:["), "{}", report.ns("time"));
+    env.assert_clean(&id);
+}
+
+#[test]
+fn new_time_namespace_without_offsets_keeps_the_host_clocks() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", None);
+    env.args(&["checker", "--clocks"]);
+    let id = env.id.clone();
+    let mono0 = host_clock(libc::CLOCK_MONOTONIC);
+    let report = env.run_checker(&id);
+    let mono1 = host_clock(libc::CLOCK_MONOTONIC);
+    assert_shifted(
+        report.0["clocks"]["monotonic"].as_i64().unwrap(),
+        mono0,
+        mono1,
+        0,
+        "monotonic",
+    );
+    assert_ne!(report.ns("time"), host_ns("time"));
+    env.assert_clean(&id);
+}
+
+#[test]
+fn time_offsets_without_a_time_namespace_are_refused() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    env.config["linux"]["timeOffsets"] = offsets();
+    let id = env.id.clone();
+    let out = env.run(&id, &[]);
+    out.assert_fails();
+    assert!(
+        out.stderr
+            .contains("time namespace offsets specified, but time namespace isn't enabled"),
+        "{}",
+        out.stderr
+    );
+    env.assert_clean(&id);
+}
+
+#[test]
+fn time_offsets_on_a_joined_time_namespace_are_refused() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", Some("/proc/self/ns/time"));
+    env.config["linux"]["timeOffsets"] = offsets();
+    let id = env.id.clone();
+    let out = env.run(&id, &[]);
+    out.assert_fails();
+    assert!(
+        out.stderr.contains("both namespace path and time offsets"),
+        "{}",
+        out.stderr
+    );
+    env.assert_clean(&id);
+}
+
+#[test]
+fn an_unknown_clock_is_refused_by_name() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", None);
+    env.config["linux"]["timeOffsets"] = json!({"realtime": {"secs": 5}});
+    let id = env.id.clone();
+    let out = env.run(&id, &[]);
+    out.assert_fails();
+    assert!(out.stderr.contains("unknown clock \"realtime\""), "{}", out.stderr);
+    env.assert_clean(&id);
+}
