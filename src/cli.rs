@@ -82,6 +82,34 @@ pub enum Command {
     Update(UpdateArgs),
     /// Display container events (OOM kills) and resource usage statistics
     Events(EventsArgs),
+    /// Show what this build of xrun implements (runtime-spec features.json)
+    Features,
+    /// Display the processes running inside a container
+    Ps(PsArgs),
+    /// List the containers under --root
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Select one of: table or json
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// The container id
+    pub id: String,
+    /// Arguments for ps(1) (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Select one of: table or json
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Display only container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

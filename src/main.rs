@@ -51,6 +51,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Resume(a) => cmd::pause::resume(root, &a.id),
         Command::Update(a) => cmd::update::run(root, &a),
         Command::Events(a) => cmd::events::run(root, &a),
+        Command::Features => cmd::features::run(),
+        Command::Ps(a) => cmd::ps::run(root, &a.id, &a.format, &a.ps_args),
+        Command::List(a) => cmd::list::run(root, &a.format, a.quiet),
     }
 }
 

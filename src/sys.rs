@@ -774,6 +774,24 @@ pub fn readlinkat(dirfd: RawFd, path: &Path) -> io::Result<std::path::PathBuf> {
     Ok(std::ffi::OsString::from_vec(buf).into())
 }
 
+/// Whether the kernel knows seccomp filter `flags`: a filter call with no
+/// program fails with EFAULT once the flags have passed the kernel's check
+/// (EINVAL when they have not), so nothing is ever loaded.
+pub fn seccomp_flags_known(flags: u32) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: a NULL program is never dereferenced: the kernel fails the
+    // call with EFAULT when it tries to copy it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, program).
 pub fn seccomp_set_filter(flags: u32, program: &[seccompiler::sock_filter]) -> io::Result<()> {
     #[repr(C)]

@@ -4,8 +4,11 @@
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod features;
 pub mod kill;
+pub mod list;
 pub mod pause;
+pub mod ps;
 pub mod run;
 pub mod spec;
 pub mod start;
