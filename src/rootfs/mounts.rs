@@ -137,7 +137,8 @@ fn recursive_attr(name: &str) -> Option<(u64, u64)> {
         "rrelatime" => (ATTR_RELATIME, ATTR_ATIME_MASK),
         "rnorelatime" => (0, 0),
         "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
-        "ratime" => (0, ATTR_NOATIME),
+        // Clearing noatime must clear the whole atime field: back to relatime.
+        "ratime" => (ATTR_RELATIME, ATTR_ATIME_MASK),
         "rstrictatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
         "rnostrictatime" => (0, 0),
         "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),

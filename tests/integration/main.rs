@@ -14,6 +14,7 @@ mod common;
 
 mod cgroups;
 mod cli;
+mod cli_query;
 mod errors;
 mod events;
 mod hooks;
