@@ -146,3 +146,57 @@ fn an_unknown_clock_is_refused_by_name() {
     assert!(out.stderr.contains("unknown clock \"realtime\""), "{}", out.stderr);
     env.assert_clean(&id);
 }
+
+#[test]
+fn time_offsets_with_a_new_user_namespace() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "user", None);
+    set_namespace(&mut env.config, "time", None);
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    env.config["linux"]["uidMappings"] = mapping.clone();
+    env.config["linux"]["gidMappings"] = mapping;
+    env.config["linux"]["timeOffsets"] = offsets();
+    env.args(&["checker", "--clocks"]);
+    let id = env.id.clone();
+    let boot0 = host_clock(libc::CLOCK_BOOTTIME);
+    let report = env.run_checker(&id);
+    let boot1 = host_clock(libc::CLOCK_BOOTTIME);
+    let boottime = report.0["clocks"]["boottime"].as_i64().unwrap();
+    assert_shifted(boottime, boot0, boot1, BOOTTIME_OFFSET, "boottime");
+    assert_ne!(report.ns("user"), host_ns("user"));
+    env.assert_clean(&id);
+}
+
+#[test]
+fn an_offset_the_kernel_refuses_fails_cleanly() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", None);
+    // A monotonic clock would go far below zero: the kernel says no.
+    env.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": -1_000_000_000_000i64}});
+    let id = env.id.clone();
+    let out = env.run(&id, &[]);
+    out.assert_fails();
+    assert!(out.stderr.contains("time offsets"), "{}", out.stderr);
+    env.assert_clean(&id);
+    // Nothing of the failed attempt is left: the same id runs again, and
+    // without offsets the new time namespace keeps the host's clock.
+    env.config["linux"].as_object_mut().unwrap().remove("timeOffsets");
+    env.args(&["checker", "--clocks"]);
+    let mono0 = host_clock(libc::CLOCK_MONOTONIC);
+    let report = env.run_checker(&id);
+    let mono1 = host_clock(libc::CLOCK_MONOTONIC);
+    assert_shifted(
+        report.0["clocks"]["monotonic"].as_i64().unwrap(),
+        mono0,
+        mono1,
+        0,
+        "monotonic",
+    );
+    env.assert_clean(&id);
+}
