@@ -28,7 +28,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cli::command().print_help()?;
         return Ok(0);
     };
-    let enters_container = matches!(command, Command::Create(_) | Command::Run(_));
+    let enters_container = matches!(command, Command::Create(_) | Command::Run(_) | Command::Exec(_));
     if enters_container {
         if cli.systemd_cgroup {
             bail!("--systemd-cgroup is not supported by this xrun build yet");
@@ -51,6 +51,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Resume(a) => cmd::pause::resume(root, &a.id),
         Command::Update(a) => cmd::update::run(root, &a),
         Command::Events(a) => cmd::events::run(root, &a),
+        Command::Exec(a) => cmd::exec::run(root, &a),
     }
 }
 

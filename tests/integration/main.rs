@@ -16,6 +16,7 @@ mod cgroups;
 mod cli;
 mod errors;
 mod events;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod lifecycle_extra;
