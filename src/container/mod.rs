@@ -95,7 +95,14 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     }
     let spec = &bundle.spec;
     let ns = namespaces::Plan::from_spec(spec)?;
-    let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    // systemd socket activation passes through, after which --preserve-fds
+    // counts, as in runc.
+    let listen_fds = socket_activation_fds();
+    if let (Some(n), Some(p)) = (listen_fds, process.as_mut()) {
+        p.add_env(&format!("LISTEN_FDS={n}"));
+        p.add_env("LISTEN_PID=1");
+    }
     // Read once: the cgroup mount inside and the container's cgroup need it.
     let cgroup_layout = cgroups::layout::Layout::detect()?;
     let rootfs = rootfs_plan(&bundle, args, &ns, &cgroup_layout)?;
@@ -121,7 +128,7 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         child_sync: -1,
         fifo_fd: -1,
         lock_fd: dir.lock_fd(),
-        preserve_fds: args.preserve_fds,
+        preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
         no_new_keyring: args.no_new_keyring,
         has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
         needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
@@ -147,6 +154,14 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// The fds systemd passed us for socket activation (LISTEN_FDS, when
+/// LISTEN_PID names this process), which start at fd 3.
+fn socket_activation_fds() -> Option<u32> {
+    let pid: i32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    (pid == sys::getpid() && n > 0).then_some(n)
 }
 
 /// Everything the rootfs steps need, checked before anything is created.

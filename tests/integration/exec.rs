@@ -245,3 +245,28 @@ fn exec_refusals_leave_the_container_running() {
     t.rt(&["delete", &id]).assert_ok();
     t.assert_clean(&id);
 }
+
+#[test]
+fn exec_preserve_fds_passes_extra_fds() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    std::fs::write(t.dir.join("passed"), "x").unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "exec \"$1\" --root \"$2\" exec --preserve-fds 1 \"$3\" checker 3<passed",
+        "sh",
+    ])
+    .arg(runtime_bin())
+    .arg(&t.root)
+    .arg(&id)
+    .current_dir(&t.dir);
+    let out = t.exec(cmd);
+    out.assert_ok();
+    let fds = out.checker().fds();
+    let numbers: Vec<i64> = fds.iter().map(|f| f.0).collect();
+    assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
+    assert!(fds[3].1.ends_with("/passed"), "fd 3 is {}", fds[3].1);
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
