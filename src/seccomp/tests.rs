@@ -162,7 +162,9 @@ fn one_arg(op: &str, value: u64) -> serde_json::Value {
 
 #[test]
 fn every_operator_compares_64_bits_unsigned() {
-    let cases: &[(&str, u64, &[(u64, bool)])] = &[
+    /// (operator, operand, [(argument, allowed)])
+    type Case = (&'static str, u64, &'static [(u64, bool)]);
+    let cases: &[Case] = &[
         (
             "SCMP_CMP_EQ",
             0xffff_ffff,

@@ -383,7 +383,14 @@ fn listed_compat_abis_are_filtered_with_their_own_tables() {
     t.config["linux"]["seccomp"] = mkdir_denied_on(&["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
     let report = run_tries(
         &mut t,
-        &["mkdir", "int80:mkdir", "int80:getpid", "x32:mkdir", "x32:getpid", "getpid"],
+        &[
+            "mkdir",
+            "int80:mkdir",
+            "int80:getpid",
+            "x32:mkdir",
+            "x32:getpid",
+            "getpid",
+        ],
     );
     assert_denied(&report, "mkdir", "EXDEV");
     // i386's mkdir is 39 (x86_64's getpid): the i386 table was used.
@@ -413,7 +420,12 @@ fn unlisted_compat_abis_are_killed() {
         t.config["linux"]["seccomp"] = mkdir_denied_on(arches);
         t.args(&["checker", "--try", call]);
         let out = t.run(&id, &[]);
-        assert_eq!(out.code(), 128 + libc::SIGSYS, "{arches:?} {call}, stderr: {}", out.stderr);
+        assert_eq!(
+            out.code(),
+            128 + libc::SIGSYS,
+            "{arches:?} {call}, stderr: {}",
+            out.stderr
+        );
         assert!(Checker::parse(&out.stdout).is_none(), "stdout: {}", out.stdout);
         t.assert_clean(&id);
     }
@@ -440,7 +452,6 @@ mod agent {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use std::os::unix::net::UnixListener;
     use std::path::Path;
-    use std::sync::mpsc;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
@@ -456,19 +467,20 @@ mod agent {
 
     pub struct Agent {
         thread: JoinHandle<Result<Seen, String>>,
-        pub got_fd: mpsc::Receiver<()>,
     }
 
     impl Agent {
         pub fn start(path: &Path) -> Agent {
             let listener = UnixListener::bind(path).unwrap();
-            let (tx, got_fd) = mpsc::channel();
-            let thread = std::thread::spawn(move || serve(listener, tx));
-            Agent { thread, got_fd }
+            let thread = std::thread::spawn(move || serve(listener));
+            Agent { thread }
         }
 
         pub fn finish(self) -> Seen {
-            self.thread.join().unwrap().unwrap_or_else(|e| panic!("seccomp agent: {e}"))
+            self.thread
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("seccomp agent: {e}"))
         }
     }
 
@@ -540,18 +552,29 @@ mod agent {
         }
         let n = msg.bytes;
         let mut body = buf[..n].to_vec();
-        // A stream: the rest of the JSON (if any) follows until EOF.
-        conn.read_to_end(&mut body).map_err(|e| format!("read: {e}"))?;
-        let state = serde_json::from_slice(&body).map_err(|e| format!("state JSON: {e}"))?;
+        // A stream: read on until the JSON is whole (runc keeps the
+        // connection open, xrun closes it).
+        let state = loop {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => break v,
+                Err(e) if !e.is_eof() => return Err(format!("state JSON: {e}")),
+                Err(_) => {}
+            }
+            let mut more = [0u8; 4096];
+            match conn.read(&mut more) {
+                Ok(0) => return Err("state JSON cut short".to_string()),
+                Ok(k) => body.extend_from_slice(&more[..k]),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        };
         if fds.len() != 1 {
             return Err(format!("{} fds passed, want 1", fds.len()));
         }
         Ok((state, fds.pop().unwrap()))
     }
 
-    fn serve(listener: UnixListener, got_fd: mpsc::Sender<()>) -> Result<Seen, String> {
+    fn serve(listener: UnixListener) -> Result<Seen, String> {
         let (state, fd) = receive(&listener)?;
-        let _ = got_fd.send(());
         let mut answered = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -629,7 +652,6 @@ fn notify_reaches_the_agent_which_answers() {
         t.assert_clean(&id);
     }
 }
-
 
 // xrun-only: the wording.
 #[test]
