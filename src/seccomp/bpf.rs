@@ -112,19 +112,15 @@ type Chains = BTreeMap<i64, Option<Vec<SeccompRule>>>;
 /// Most `jeq`s sharing one `ret` (a conditional jump reaches 255 ahead).
 const CHUNK: usize = 250;
 
-/// One action's checks: the unconditional syscalls as runs of `jeq nr`
-/// sharing one `ret value`, then each syscall with argument rules as `jeq`,
-/// its rules (seccompiler's code, each followed by `ret value`) and a reload
-/// of the syscall number. Falls through when nothing matched.
+/// One action's checks: each syscall with argument rules as `jeq`, its
+/// rules (seccompiler's code, each followed by `ret value`) and a reload of
+/// the syscall number; then the unconditional syscalls as runs of `jeq nr`
+/// sharing one `ret value`. Falls through when nothing matched. (The few
+/// argument-checked calls go first: they run the filter on every call,
+/// while since Linux 5.11 a call allowed whatever its arguments is answered
+/// from the kernel's per-syscall action cache without running it.)
 fn group(chains: Chains, value: u32, out: &mut Vec<sock_filter>) {
     let (always, conditional): (Vec<_>, Vec<_>) = chains.into_iter().partition(|(_, r)| r.is_none());
-    for chunk in always.chunks(CHUNK) {
-        for (i, (nr, _)) in chunk.iter().enumerate() {
-            out.push(jump(BPF_JEQ_K, *nr as u32, (chunk.len() - i) as u8, 0));
-        }
-        out.push(ja(1));
-        out.push(ret(value));
-    }
     for (nr, rules) in conditional {
         let mut block = Vec::new();
         for rule in rules.unwrap_or_default() {
@@ -137,6 +133,13 @@ fn group(chains: Chains, value: u32, out: &mut Vec<sock_filter>) {
         out.push(jump(BPF_JEQ_K, nr as u32, 1, 0));
         out.push(ja(block.len()));
         out.extend(block);
+    }
+    for chunk in always.chunks(CHUNK) {
+        for (i, (nr, _)) in chunk.iter().enumerate() {
+            out.push(jump(BPF_JEQ_K, *nr as u32, (chunk.len() - i) as u8, 0));
+        }
+        out.push(ja(1));
+        out.push(ret(value));
     }
 }
 

@@ -692,3 +692,36 @@ fn unreachable_agent_fails_create_cleanly() {
     t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
     create_refuses(&t, "listenerPath");
 }
+
+/// Docker's default profile for a default container (the unit tests' test
+/// data): the kernel takes the program and the checker runs under it.
+#[test]
+fn docker_default_profile_runs_the_checker() {
+    let Some(mut t) = TestEnv::new() else { return };
+    writable_tmp(&mut t);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/seccomp/testdata/docker-default.json");
+    t.config["linux"]["seccomp"] = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let report = run_tries(
+        &mut t,
+        &[
+            "mkdir",
+            "getpid",
+            "uname",
+            "personality:0xffffffff",
+            "personality:8",
+            "personality:0x400000",
+            "int80:getpid",
+            "int80:mkdir",
+        ],
+    );
+    assert_succeeded(&report, "mkdir");
+    assert_eq!(tried(&report, "getpid").0, 1);
+    assert_succeeded(&report, "uname");
+    assert_succeeded(&report, "personality:0xffffffff");
+    assert_succeeded(&report, "personality:8");
+    assert_denied(&report, "personality:0x400000", "EPERM");
+    assert_eq!(tried(&report, "int80:getpid").0, 1);
+    assert_succeeded(&report, "int80:mkdir");
+    assert_eq!(report.status("Seccomp"), "2");
+    t.assert_clean(&t.id);
+}
