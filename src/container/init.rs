@@ -89,17 +89,24 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     p.apply_scheduling()?;
     p.caps.apply_bounding()?;
     let nnp = p.no_new_privileges;
+    // A filter with a listener goes in before Ready: its fd must reach the
+    // agent while the parent still follows us. Others as late as possible.
+    let late_seccomp = nnp && !l.seccomp.as_ref().is_some_and(|f| f.has_listener());
     if !nnp {
         // The filter may deny personality(2): set it first.
         set_personality(l.personality)?;
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the user switch below may drop: load it now (runc's order).
-        load_seccomp(l.seccomp.as_ref())?;
+        load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
     p.switch_user(l.ns.in_user_ns())?;
     p.caps.apply()?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;
+        if !late_seccomp {
+            set_personality(l.personality)?;
+            load_seccomp(l.seccomp.as_ref(), sync_fd)?;
+        }
     }
     sys::umask(p.umask);
 
@@ -116,7 +123,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         }
     }
     let p = l.process.as_ref().expect("checked above");
-    if let Err(f) = last_process_attrs(p, if nnp { l.personality } else { None }) {
+    if let Err(f) = last_process_attrs(p, if late_seccomp { l.personality } else { None }) {
         if let Some(fifo) = &release {
             fail_through_fifo(fifo, &f);
         }
@@ -125,8 +132,8 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     if let Some(fifo) = &release {
         sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
     }
-    if nnp {
-        load_seccomp(l.seccomp.as_ref())?;
+    if late_seccomp {
+        load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
     crate::phase!("exec");
     let err = sys::execve(&exe, &p.args, &p.env);
@@ -217,11 +224,16 @@ fn last_process_attrs(p: &crate::process::Plan, persona: Option<libc::c_ulong>) 
     Ok(())
 }
 
-fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {
-    match filter {
-        Some(f) => crate::seccomp::load(f).at(Step::Seccomp, ""),
-        None => Ok(()),
-    }
+/// Loads the filter; a listener fd goes to the parent (for the seccomp
+/// agent), and we wait until it has passed it on.
+fn load_seccomp(filter: Option<&crate::seccomp::Filter>, sync_fd: RawFd) -> Result<(), Failure> {
+    let Some(f) = filter else { return Ok(()) };
+    let Some(listener) = crate::seccomp::load(f).at(Step::Seccomp, "")? else {
+        return Ok(());
+    };
+    sync::send_with_fd(sync_fd, Kind::SeccompListener, listener.as_raw_fd()).at(Step::SeccompListener, "")?;
+    drop(listener);
+    wait_for(sync_fd, Kind::Continue)
 }
 
 fn hook_failure(step: Step, e: &anyhow::Error) -> Failure {

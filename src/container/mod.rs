@@ -368,13 +368,23 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
+            Kind::SeccompListener => {
+                let fd = msg
+                    .fd
+                    .ok_or_else(|| anyhow!("seccomp listener message without its fd"))?;
+                let profile = launch.bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+                let profile = profile.ok_or_else(|| anyhow!("seccomp listener without a seccomp profile"))?;
+                let json = launch.hook_state.hook_json(state::Status::Creating);
+                seccomp::notify::send_to_agent(profile, pid, &json, fd)?;
+                sync::send(sync_fd, Kind::Continue)?;
+            }
             Kind::Ready => return Ok(()),
             Kind::Failed => {
                 let f = msg.failure.expect("Failed frames carry a failure");
                 let _ = sys::waitpid(pid, 0);
                 return Err(anyhow!("{f}"));
             }
-            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console | Kind::SeccompListener => {
+            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console => {
                 bail!("unexpected message from container init")
             }
         }
