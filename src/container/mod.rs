@@ -374,7 +374,11 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                     .ok_or_else(|| anyhow!("seccomp listener message without its fd"))?;
                 let profile = launch.bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
                 let profile = profile.ok_or_else(|| anyhow!("seccomp listener without a seccomp profile"))?;
-                let json = launch.hook_state.hook_json(state::Status::Creating);
+                let status = match launch.mode {
+                    Mode::Exec => state::Status::Running,
+                    Mode::Create | Mode::Run => state::Status::Creating,
+                };
+                let json = launch.hook_state.hook_json(status);
                 seccomp::notify::send_to_agent(profile, pid, &json, fd)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
