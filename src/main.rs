@@ -28,7 +28,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cli::command().print_help()?;
         return Ok(0);
     };
-    let enters_container = matches!(command, Command::Create(_) | Command::Run(_));
+    let enters_container = matches!(command, Command::Create(_) | Command::Run(_) | Command::Exec(_));
     if enters_container {
         if cli.systemd_cgroup {
             bail!("--systemd-cgroup is not supported by this xrun build yet");
@@ -54,6 +54,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Features => cmd::features::run(),
         Command::Ps(a) => cmd::ps::run(root, &a.id, &a.format, &a.ps_args),
         Command::List(a) => cmd::list::run(root, &a.format, a.quiet),
+        Command::Exec(a) => cmd::exec::run(root, &a),
     }
 }
 

@@ -527,7 +527,6 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<()> {
 }
 
 /// One datagram carrying `passed` as SCM_RIGHTS; a closed peer is EPIPE.
-#[allow(dead_code)] // first users: console and seccomp listener
 pub fn send_with_fd(sock: RawFd, buf: &[u8], passed: RawFd) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut libc::c_void,
@@ -555,8 +554,12 @@ pub fn send_with_fd(sock: RawFd, buf: &[u8], passed: RawFd) -> io::Result<()> {
     loop {
         // SAFETY: `msg` describes valid buffers for the duration of the call.
         let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
+        if n >= 0 && n as usize == buf.len() {
             return Ok(());
+        }
+        if n >= 0 {
+            // A stream peer took part of it (the fd went with the first byte).
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg"));
         }
         let err = io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EINTR) {
@@ -792,8 +795,10 @@ pub fn seccomp_flags_known(flags: u32) -> bool {
     r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
 }
 
-/// seccomp(SECCOMP_SET_MODE_FILTER, flags, program).
-pub fn seccomp_set_filter(flags: u32, program: &[seccompiler::sock_filter]) -> io::Result<()> {
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, program); with
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER, the listener fd it returns.
+pub fn seccomp_set_filter(flags: u32, program: &[seccompiler::sock_filter]) -> io::Result<Option<OwnedFd>> {
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
     #[repr(C)]
     struct SockFprog {
         len: libc::c_ushort,
@@ -805,15 +810,20 @@ pub fn seccomp_set_filter(flags: u32, program: &[seccompiler::sock_filter]) -> i
     };
     // SAFETY: `prog` points at `program`, which outlives the call; sock_filter
     // has the kernel's layout (repr(C)).
-    check(unsafe {
+    let ret = check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
             flags,
             &prog as *const SockFprog,
         )
-    })
-    .map(drop)
+    })?;
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returned a new fd that nothing
+    // else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
 }
 
 pub fn keyctl_join_session_keyring(name: &CStr) -> io::Result<()> {

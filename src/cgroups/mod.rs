@@ -388,6 +388,19 @@ pub fn place(record: &Record, pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// cgroup v2: the container's directory, for CLONE_INTO_CGROUP (`exec`);
+/// None on v1/hybrid, where the process is placed by cgroup.procs.
+pub fn open_for_clone(record: &Record) -> Result<Option<OwnedFd>> {
+    match &record.unified {
+        Some(dir) if record.kind == Kind::Unified => {
+            let fd = crate::sys::openat(libc::AT_FDCWD, dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_context(|| format!("open cgroup {}", dir.display()))?;
+            Ok(Some(fd))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Host pids of every process in the container's cgroup.
 pub fn pids(record: &Record) -> Vec<i32> {
     let Some(dir) = record.dirs().next() else {

@@ -14,7 +14,7 @@ use crate::state::{ContainerDir, Status};
 use crate::{hooks, sys};
 
 /// Signals a foreground `run` passes on to the container.
-const FORWARDED: [libc::c_int; 11] = [
+pub const FORWARDED: [libc::c_int; 11] = [
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -68,7 +68,7 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
 }
 
 /// Forwards signals until the container's init exits; returns its exit code.
-fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
+pub fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
     let mut fds = [
         libc::pollfd {
             fd: signals.as_raw_fd(),

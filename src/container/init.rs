@@ -3,9 +3,9 @@
 //! `sync::Failure` frame; nothing here panics or formats big strings.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::{Launch, Mode};
+use super::{Launch, Mode, Root};
 use crate::rootfs;
 use crate::sync::{self, At, Failure, Kind, Step};
 use crate::sys;
@@ -61,42 +61,16 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
         sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
     }
-    if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        sys::sethostname(h).at(Step::SetHostname, h)?;
+    match &l.root {
+        Root::Build(plan) => build_root(l, plan)?,
+        Root::Join(root) => join_root(l, root)?,
     }
-    if let Some(d) = l.bundle.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        sys::setdomainname(d).at(Step::SetDomainname, d)?;
-    }
-    if !l.no_new_keyring {
-        join_keyring(&l.id)?;
-    }
-    sys::umask(0);
-    if l.has_runtime_hooks {
-        sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
-        wait_for(sync_fd, Kind::Continue)?;
-    }
-
-    crate::phase!("mounts");
-    let rootfs_plan = &l.rootfs;
-    let root = rootfs::prepare(rootfs_plan)?;
-    if let Some(hooks) = l.hooks().and_then(|h| h.create_container().as_ref()) {
-        let state = l.hook_state.hook_json(crate::state::Status::Creating);
-        crate::hooks::run_all("createContainer", Some(hooks), &state)
-            .map_err(|e| hook_failure(Step::CreateContainerHook, &e))?;
-    }
-    if let Some(p) = &l.process {
-        p.create_cwd(root.as_raw_fd())?;
-    }
-    crate::phase!("pivot");
-    rootfs::enter(rootfs_plan, &root)?;
-    drop(root);
-    rootfs::finish(rootfs_plan)?;
 
     crate::phase!("process");
     // Opened now: once a seccomp filter is loaded, openat2 may be denied.
     let proc = match l.mode {
         Mode::Create => Some(rootfs::procfs::Proc::open().at(Step::ExecFifo, "/proc")?),
-        Mode::Run => None,
+        Mode::Run | Mode::Exec => None,
     };
     let Some(p) = l.process.as_mut() else {
         // runtime spec: create works without a process; start must fail.
@@ -118,22 +92,30 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     // switch (runc's order).
     l.lsm.apply()?;
     let nnp = p.no_new_privileges;
+    // A filter with a listener goes in before Ready: its fd must reach the
+    // agent while the parent still follows us. Others as late as possible.
+    let late_seccomp = nnp && !l.seccomp.as_ref().is_some_and(|f| f.has_listener());
     if !nnp {
         // The filter may deny personality(2): set it first.
         set_personality(l.personality)?;
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the user switch below may drop: load it now (runc's order).
-        load_seccomp(l.seccomp.as_ref())?;
+        load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
-    p.switch_user(l.ns.new_user)?;
+    p.switch_user(l.ns.in_user_ns())?;
     p.caps.apply()?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;
+        if !late_seccomp {
+            set_personality(l.personality)?;
+            load_seccomp(l.seccomp.as_ref(), sync_fd)?;
+        }
     }
     sys::umask(p.umask);
 
     let release = release(l, proc.as_ref(), sync_fd)?;
-    if let Some(hooks) = l.hooks().and_then(|h| h.start_container().as_ref()) {
+    let start_hooks = l.hooks().and_then(|h| h.start_container().as_ref());
+    if let Some(hooks) = start_hooks.filter(|_| l.mode != Mode::Exec) {
         let state = l.hook_state.hook_json(crate::state::Status::Created);
         if let Err(e) = crate::hooks::run_all("startContainer", Some(hooks), &state) {
             let f = hook_failure(Step::StartContainerHook, &e);
@@ -144,7 +126,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         }
     }
     let p = l.process.as_ref().expect("checked above");
-    if let Err(f) = last_process_attrs(p, if nnp { l.personality } else { None }) {
+    if let Err(f) = last_process_attrs(p, if late_seccomp { l.personality } else { None }) {
         if let Some(fifo) = &release {
             fail_through_fifo(fifo, &f);
         }
@@ -153,12 +135,57 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     if let Some(fifo) = &release {
         sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
     }
-    if nnp {
-        load_seccomp(l.seccomp.as_ref())?;
+    if late_seccomp {
+        load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
     crate::phase!("exec");
     let err = sys::execve(&exe, &p.args, &p.env);
     Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+}
+
+/// create/run: hostname, keyring, createRuntime hooks, the mounts,
+/// createContainer hooks, then pivot into the new root.
+fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
+    let sync_fd = l.child_sync;
+    if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sys::sethostname(h).at(Step::SetHostname, h)?;
+    }
+    if let Some(d) = l.bundle.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::setdomainname(d).at(Step::SetDomainname, d)?;
+    }
+    if !l.no_new_keyring {
+        join_keyring(&l.id)?;
+    }
+    sys::umask(0);
+    if l.has_runtime_hooks {
+        sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
+        wait_for(sync_fd, Kind::Continue)?;
+    }
+
+    crate::phase!("mounts");
+    let root = rootfs::prepare(plan)?;
+    if let Some(hooks) = l.hooks().and_then(|h| h.create_container().as_ref()) {
+        let state = l.hook_state.hook_json(crate::state::Status::Creating);
+        crate::hooks::run_all("createContainer", Some(hooks), &state)
+            .map_err(|e| hook_failure(Step::CreateContainerHook, &e))?;
+    }
+    if let Some(p) = &l.process {
+        p.create_cwd(root.as_raw_fd())?;
+    }
+    crate::phase!("pivot");
+    rootfs::enter(plan, &root)?;
+    drop(root);
+    rootfs::finish(plan)
+}
+
+/// exec: a session keyring of its own (as runc), then the init's root.
+/// After joining the mount namespace our root is that namespace's root;
+/// chroot to the init's own root also covers `--no-pivot` and containers
+/// without a mount namespace.
+fn join_root(l: &Launch, root: &OwnedFd) -> Result<(), Failure> {
+    join_keyring(&l.id)?;
+    sys::fchdir(root.as_raw_fd()).at(Step::Chroot, "container root")?;
+    sys::chroot(c".").at(Step::Chroot, "container root")
 }
 
 /// Tells the parent we are ready, then waits to be released: by `xrun start`
@@ -200,11 +227,16 @@ fn last_process_attrs(p: &crate::process::Plan, persona: Option<libc::c_ulong>) 
     Ok(())
 }
 
-fn load_seccomp(filter: Option<&crate::seccomp::Filter>) -> Result<(), Failure> {
-    match filter {
-        Some(f) => crate::seccomp::load(f).at(Step::Seccomp, ""),
-        None => Ok(()),
-    }
+/// Loads the filter; a listener fd goes to the parent (for the seccomp
+/// agent), and we wait until it has passed it on.
+fn load_seccomp(filter: Option<&crate::seccomp::Filter>, sync_fd: RawFd) -> Result<(), Failure> {
+    let Some(f) = filter else { return Ok(()) };
+    let Some(listener) = crate::seccomp::load(f).at(Step::Seccomp, "")? else {
+        return Ok(());
+    };
+    sync::send_with_fd(sync_fd, Kind::SeccompListener, listener.as_raw_fd()).at(Step::SeccompListener, "")?;
+    drop(listener);
+    wait_for(sync_fd, Kind::Continue)
 }
 
 fn hook_failure(step: Step, e: &anyhow::Error) -> Failure {

@@ -11,6 +11,7 @@
 //! Any failure kills the child and removes the state directory, so nothing
 //! is left behind; mounts die with the child's mount namespace.
 
+pub mod exec;
 pub mod init;
 pub mod processes;
 
@@ -33,6 +34,17 @@ pub enum Mode {
     Create,
     /// `xrun run`: the parent releases the child over the sync socket.
     Run,
+    /// `xrun exec`: joins a running container; released like `Run`.
+    Exec,
+}
+
+/// Where the process's root comes from.
+pub enum Root<'a> {
+    /// create/run: mount the rootfs and pivot into it.
+    Build(rootfs::Plan<'a>),
+    /// exec: the container init's root (/proc/PID/root), entered with
+    /// chroot after joining its mount namespace.
+    Join(OwnedFd),
 }
 
 /// Everything the child needs, computed before clone3 and inherited through
@@ -44,7 +56,7 @@ pub struct Launch<'a> {
     pub ns: namespaces::Plan,
     /// None when config.json has no process (create works, start fails).
     pub process: Option<process::Plan>,
-    pub rootfs: rootfs::Plan<'a>,
+    pub root: Root<'a>,
     pub child_sync: RawFd,
     pub fifo_fd: RawFd,
     pub lock_fd: RawFd,
@@ -58,6 +70,8 @@ pub struct Launch<'a> {
     pub personality: Option<libc::c_ulong>,
     /// process.apparmorProfile / selinuxLabel, written just before execve.
     pub lsm: process::lsm::ExecLabels,
+    /// process.oomScoreAdj, written by the parent.
+    pub oom_score_adj: Option<i32>,
 }
 
 impl Launch<'_> {
@@ -83,7 +97,14 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
     }
     let spec = &bundle.spec;
     let ns = namespaces::Plan::from_spec(spec)?;
-    let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    // systemd socket activation passes through, after which --preserve-fds
+    // counts, as in runc.
+    let listen_fds = socket_activation_fds();
+    if let (Some(n), Some(p)) = (listen_fds, process.as_mut()) {
+        p.add_env(&format!("LISTEN_FDS={n}"));
+        p.add_env("LISTEN_PID=1");
+    }
     // Read once: the cgroup mount inside and the container's cgroup need it.
     let cgroup_layout = cgroups::layout::Layout::detect()?;
     let rootfs = rootfs_plan(&bundle, args, &ns, &cgroup_layout)?;
@@ -103,19 +124,20 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         mode,
         bundle: &bundle,
         hook_state: initial_state(&bundle, &args.id, &ns),
-        rootfs,
+        root: Root::Build(rootfs),
         ns,
         process,
         child_sync: -1,
         fifo_fd: -1,
         lock_fd: dir.lock_fd(),
-        preserve_fds: args.preserve_fds,
+        preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
         no_new_keyring: args.no_new_keyring,
         has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
         needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
         seccomp,
         personality,
         lsm: process::lsm::ExecLabels::from_spec(spec, &process::lsm::Host::real()),
+        oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
     };
     match start_init(&dir, &mut launch, &cgroup_layout, args.pid_file.as_deref()) {
         Ok((saved, pidfd, sync)) => Ok(Created {
@@ -135,6 +157,14 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// The fds systemd passed us for socket activation (LISTEN_FDS, when
+/// LISTEN_PID names this process), which start at fd 3.
+fn socket_activation_fds() -> Option<u32> {
+    let pid: i32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    (pid == sys::getpid() && n > 0).then_some(n)
 }
 
 /// Everything the rootfs steps need, checked before anything is created.
@@ -167,7 +197,7 @@ fn rootfs_plan<'a>(
         bundle: &bundle.dir,
         no_pivot: args.no_pivot,
         own_mount_ns: ns.new_mount,
-        in_user_ns: ns.new_user || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER),
+        in_user_ns: ns.in_user_ns(),
         devices,
         setup_dev: !rootfs::binds_dev(spec),
         cgroups,
@@ -216,16 +246,43 @@ fn start_init(
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622))?;
             Some(sys::openat(libc::AT_FDCWD, &path, libc::O_PATH, 0)?)
         }
-        Mode::Run => None,
+        Mode::Run | Mode::Exec => None,
     };
     launch.fifo_fd = fifo.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
-    launch.child_sync = child_sync.as_raw_fd();
     crate::phase!("cgroup");
     let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout)?;
     let record = cgroup.record.clone();
     launch.hook_state.cgroup = Some(cgroup.record);
-    let mut into = cgroup.clone_into.as_ref().map(|f| f.as_raw_fd());
+    let (pid, pidfd, parent_sync) = spawn(launch, Some(&record), cgroup.clone_into)?;
+    let mut saved = launch.hook_state.clone();
+    saved.pid = pid;
+    saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    if launch.ns.new_pid {
+        saved.pid_ns = processes::namespace_of(pid, "pid");
+    }
+    if launch.ns.new_mount {
+        saved.mnt_ns = processes::namespace_of(pid, "mnt");
+    }
+    dir.save(&saved)?;
+    if let Some(p) = pid_file {
+        state::write_atomic(p, pid.to_string().as_bytes())?;
+    }
+    crate::phase!("created");
+    Ok((saved, pidfd, parent_sync))
+}
+
+/// clone3s the child (straight into its cgroup when `clone_into` is given),
+/// places it (v1/hybrid) and serves its requests until it is Ready. On
+/// error the child is killed and reaped. Returns its pid, pidfd and our end
+/// of the sync socket.
+fn spawn(
+    launch: &mut Launch,
+    record: Option<&cgroups::Record>,
+    clone_into: Option<OwnedFd>,
+) -> Result<(i32, OwnedFd, OwnedFd)> {
+    let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
+    launch.child_sync = child_sync.as_raw_fd();
+    let mut into = clone_into.as_ref().map(|f| f.as_raw_fd());
     if into.is_none() {
         launch.ns.defer_cgroupns();
     }
@@ -262,12 +319,11 @@ fn start_init(
         }
     };
     drop(child_sync);
-    crate::debug!("init process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
+    crate::debug!("process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
-    let placed = if into.is_some() {
-        Ok(())
-    } else {
-        place(launch, &record, pid, parent_sync.as_raw_fd())
+    let placed = match record {
+        Some(record) if into.is_none() => place(launch, record, pid, parent_sync.as_raw_fd()),
+        _ => Ok(()),
     };
     let result = placed.and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()));
     if let Err(e) = result {
@@ -275,21 +331,7 @@ fn start_init(
         let _ = sys::waitpid(pid, 0);
         return Err(e);
     }
-    let mut saved = launch.hook_state.clone();
-    saved.pid = pid;
-    saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
-    if launch.ns.new_pid {
-        saved.pid_ns = processes::namespace_of(pid, "pid");
-    }
-    if launch.ns.new_mount {
-        saved.mnt_ns = processes::namespace_of(pid, "mnt");
-    }
-    dir.save(&saved)?;
-    if let Some(p) = pid_file {
-        state::write_atomic(p, pid.to_string().as_bytes())?;
-    }
-    crate::phase!("created");
-    Ok((saved, pidfd, parent_sync))
+    Ok((pid, pidfd, parent_sync))
 }
 
 /// Puts the child into its cgroup (v1/hybrid, or v2 without
@@ -306,7 +348,7 @@ fn place(launch: &Launch, record: &cgroups::Record, pid: i32, sync_fd: RawFd) ->
 /// Serves the child's requests until it reports Ready (or fails).
 fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
     launch.hook_state.pid = pid;
-    if let Some(adj) = launch.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+    if let Some(adj) = launch.oom_score_adj {
         let proc = rootfs::procfs::Proc::open().context("open /proc")?;
         let fd = proc
             .open_write(&PathBuf::from(format!("{pid}/oom_score_adj")))
@@ -330,13 +372,27 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
+            Kind::SeccompListener => {
+                let fd = msg
+                    .fd
+                    .ok_or_else(|| anyhow!("seccomp listener message without its fd"))?;
+                let profile = launch.bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+                let profile = profile.ok_or_else(|| anyhow!("seccomp listener without a seccomp profile"))?;
+                let status = match launch.mode {
+                    Mode::Exec => state::Status::Running,
+                    Mode::Create | Mode::Run => state::Status::Creating,
+                };
+                let json = launch.hook_state.hook_json(status);
+                seccomp::notify::send_to_agent(profile, pid, &json, fd)?;
+                sync::send(sync_fd, Kind::Continue)?;
+            }
             Kind::Ready => return Ok(()),
             Kind::Failed => {
                 let f = msg.failure.expect("Failed frames carry a failure");
                 let _ = sys::waitpid(pid, 0);
                 return Err(anyhow!("{f}"));
             }
-            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console | Kind::SeccompListener => {
+            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console => {
                 bail!("unexpected message from container init")
             }
         }

@@ -14,6 +14,7 @@
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -81,6 +82,30 @@ pub fn name(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
+/// The name of a namespace type under /proc/PID/ns.
+fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// user first (it grants the rights for the others), mount last (after it,
+/// paths resolve inside the container), the rest in between.
+fn sort_joins(joins: &mut [Join]) {
+    joins.sort_by_key(|j| match j.flag {
+        libc::CLONE_NEWUSER => 0,
+        libc::CLONE_NEWNS => 2,
+        _ => 1,
+    });
+}
+
 /// Opens `path` and checks that it is a namespace of the wanted type.
 fn open_namespace(path: &Path, t: LinuxNamespaceType) -> Result<OwnedFd> {
     let fd: OwnedFd = fs::File::open(path)
@@ -130,12 +155,7 @@ impl Plan {
         if time_offsets.is_some() {
             new &= !libc::CLONE_NEWTIME;
         }
-        // user first, mount last, the rest in between.
-        child_joins.sort_by_key(|j| match j.flag {
-            libc::CLONE_NEWUSER => 0,
-            libc::CLONE_NEWNS => 2,
-            _ => 1,
-        });
+        sort_joins(&mut child_joins);
         let for_children = libc::CLONE_NEWPID | libc::CLONE_NEWTIME;
         let defer = child_joins.iter().any(|j| j.flag != libc::CLONE_NEWNS);
         let (clone_flags, unshare_flags) = if defer {
@@ -155,6 +175,62 @@ impl Plan {
             late_cgroupns: false,
             time_offsets,
         })
+    }
+
+    /// `exec`: join every namespace the container's init is in that differs
+    /// from ours (setns into our own user namespace would fail). The
+    /// container's config names which types it has; paths come from the
+    /// init's /proc entry, so joined-by-path and new namespaces look alike.
+    pub fn for_exec(init_pid: i32, spec: &Spec) -> Result<Plan> {
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        let mut parent_joins = Vec::new();
+        let mut child_joins = Vec::new();
+        for ns in &namespaces {
+            let t = ns.typ();
+            let proc_name = proc_name(t);
+            let theirs = PathBuf::from(format!("/proc/{init_pid}/ns/{proc_name}"));
+            let ours = format!("/proc/self/ns/{proc_name}");
+            let same = match (fs::metadata(&theirs), fs::metadata(&ours)) {
+                (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                (Err(e), _) => return Err(e).with_context(|| format!("container init's {} namespace", name(t))),
+                (_, Err(e)) => return Err(e).with_context(|| format!("open {ours}")),
+            };
+            if same {
+                continue;
+            }
+            let join = Join {
+                fd: open_namespace(&theirs, t)?,
+                flag: flag(t),
+                path: theirs,
+            };
+            if join.flag == libc::CLONE_NEWPID || join.flag == libc::CLONE_NEWTIME {
+                parent_joins.push(join);
+            } else {
+                child_joins.push(join);
+            }
+        }
+        sort_joins(&mut child_joins);
+        Ok(Plan {
+            clone_flags: 0,
+            unshare_flags: 0,
+            parent_joins,
+            child_joins,
+            new_user: false,
+            new_pid: false,
+            new_mount: false,
+            host_mounts: false,
+            late_cgroupns: false,
+            time_offsets: None,
+        })
+    }
+
+    /// Whether the process ends up in a user namespace other than ours.
+    pub fn in_user_ns(&self) -> bool {
+        self.new_user || self.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER)
     }
 
     /// Creates the cgroup namespace in the child instead of in clone3, so

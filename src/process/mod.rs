@@ -195,6 +195,13 @@ impl Plan {
         ))
     }
 
+    /// Appends NAME=value to the environment (a NUL inside is dropped).
+    pub fn add_env(&mut self, entry: &str) {
+        if let Ok(c) = CString::new(entry) {
+            self.env.push(c);
+        }
+    }
+
     /// HOME from the container's /etc/passwd when the config sets none.
     pub fn add_home(&mut self) {
         if self.env.iter().any(|e| e.as_bytes().starts_with(b"HOME=")) {

@@ -13,7 +13,9 @@
  * Known calls: mkdir[:PATH] (default /tmp/xrun-try-dir, removed again when
  * created), uname, getcwd, getpid, chdir[:PATH] (default /), and
  * personality[:VALUE] (hex with 0x, else decimal; default 0xffffffff, which
- * only queries).
+ * only queries). Through the compat ABIs: int80:getpid and int80:mkdir
+ * (i386 numbers 20 and 39 through `int $0x80`), x32:getpid and x32:mkdir
+ * (x86_64 numbers 39 and 83 with the x32 bit 0x40000000).
  *
  * --fork N forks N children that stay alive until all forks are done, then
  * kills and reaps them and forks once more; reported under "fork" as
@@ -106,6 +108,7 @@ static const char *errno_name(int e)
 	case EACCES: return "EACCES";
 	case EBUSY: return "EBUSY";
 	case EEXIST: return "EEXIST";
+	case EXDEV: return "EXDEV";
 	case ENODEV: return "ENODEV";
 	case ENOTDIR: return "ENOTDIR";
 	case EISDIR: return "EISDIR";
@@ -731,6 +734,23 @@ static unsigned long parse_number(const char *s)
 }
 
 /*
+ * An i386 system call from this 64-bit process: `int $0x80` takes the
+ * i386 number and 32-bit arguments (a static non-PIE binary's data lies
+ * below 4 GiB). Returns the raw result, -errno on failure.
+ */
+static long int80(long nr)
+{
+	static const char dir[] = "/tmp/xrun-try-dir";
+	long ret = nr;
+
+	__asm__ volatile("int $0x80"
+			 : "+a"(ret)
+			 : "b"(dir), "c"(0755)
+			 : "memory", "r8", "r9", "r10", "r11");
+	return ret;
+}
+
+/*
  * Makes the call named by spec ("name" or "name:arg") with syscall(2), so
  * exactly that system call reaches the kernel whatever libc would use.
  */
@@ -758,6 +778,19 @@ static void try_syscall(struct try_result *r)
 	} else if (strcmp(name, "personality") == 0) {
 		r->ret = syscall(SYS_personality,
 				 arg ? parse_number(arg) : 0xffffffffUL);
+	} else if (strcmp(name, "int80") == 0 && arg &&
+		   (strcmp(arg, "getpid") == 0 || strcmp(arg, "mkdir") == 0)) {
+		r->ret = int80(strcmp(arg, "getpid") == 0 ? 20 : 39);
+		r->err = r->ret < 0 && r->ret > -4096 ? (int)-r->ret : 0;
+		if (r->err)
+			r->ret = -1;
+		if (r->ret == 0 && strcmp(arg, "mkdir") == 0)
+			syscall(SYS_rmdir, "/tmp/xrun-try-dir");
+		return;
+	} else if (strcmp(name, "x32") == 0 && arg && strcmp(arg, "getpid") == 0) {
+		r->ret = syscall(0x40000000L | SYS_getpid);
+	} else if (strcmp(name, "x32") == 0 && arg && strcmp(arg, "mkdir") == 0) {
+		r->ret = syscall(0x40000000L | SYS_mkdir, "/tmp/xrun-try-dir", 0755);
 	} else {
 		add_error("unknown --try: %s", r->spec);
 		r->ret = -1;

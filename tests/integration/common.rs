@@ -218,6 +218,11 @@ pub struct BgCmd {
 
 impl BgCmd {
     #[track_caller]
+    /// The runtime process's pid (0 once waited for).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn wait(mut self, timeout: Duration) -> CmdOutput {
         let mut child = self.child.take().unwrap();
         let status = wait_with_timeout(&mut child, timeout)

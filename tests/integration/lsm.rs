@@ -116,3 +116,25 @@ fn mount_label_is_not_put_on_proc_sysfs_or_mqueue() {
     assert_eq!(mq["fstype"], "mqueue", "{mq}");
     env.assert_clean(&id);
 }
+
+#[test]
+fn exec_with_an_apparmor_profile_fails_and_leaves_the_container_running() {
+    let Some(mut env) = TestEnv::new() else { return };
+    if apparmor_enabled() {
+        return skip("AppArmor is enabled here");
+    }
+    let id = env.id.clone();
+    env.start_sleeper(&id);
+    let out = env.rt(&["exec", "--apparmor", "xrun-test-profile", &id, "checker"]);
+    out.assert_fails();
+    let err = out.stderr.to_lowercase();
+    assert!(
+        err.contains("apparmor") && err.contains("invalid argument"),
+        "{}",
+        out.stderr
+    );
+    assert!(Checker::parse(&out.stdout).is_none(), "the process ran: {}", out.stdout);
+    assert_eq!(env.status(&id), "running");
+    env.rt(&["delete", "--force", &id]).assert_ok();
+    env.assert_clean(&id);
+}

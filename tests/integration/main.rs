@@ -17,6 +17,7 @@ mod cli;
 mod cli_query;
 mod errors;
 mod events;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod lifecycle_extra;

@@ -229,3 +229,68 @@ fn preserve_fds_passes_extra_fd() {
     assert!(fds[3].1.ends_with("passed-file"), "fd 3 is {}", fds[3].1);
     t.assert_clean(&t.id);
 }
+
+/// `sh -c SCRIPT` with the runtime as $1 and the test's --root as $2, so a
+/// test can arrange fds and env the way a service manager would.
+fn via_shell(t: &TestEnv, script: &str) -> CmdOutput {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", script, "sh"])
+        .arg(runtime_bin())
+        .arg(&t.root)
+        .current_dir(&t.dir)
+        .stdin(std::process::Stdio::null());
+    t.exec(cmd)
+}
+
+#[test]
+fn socket_activation_fds_come_before_preserved_ones() {
+    let Some(t) = TestEnv::new() else { return };
+    for name in ["listen-a", "listen-b", "preserved"] {
+        fs::write(t.dir.join(name), name).unwrap();
+    }
+    t.write_config();
+    // LISTEN_PID is the shell's pid, which exec hands to the runtime.
+    let script = format!(
+        "export LISTEN_PID=$$ LISTEN_FDS=2; exec \"$1\" --root \"$2\" run --preserve-fds 1 --bundle {} {} \
+         3<listen-a 4<listen-b 5<preserved",
+        s(&t.bundle),
+        t.id
+    );
+    let out = via_shell(&t, &script);
+    out.assert_ok();
+    let report = out.checker();
+    let fds = report.fds();
+    let names: Vec<(i64, &str)> = fds
+        .iter()
+        .map(|f| (f.0, f.1.rsplit('/').next().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        names[3..],
+        [(3, "listen-a"), (4, "listen-b"), (5, "preserved")],
+        "{fds:?}"
+    );
+    let env = report.env();
+    assert!(
+        env.contains(&"LISTEN_FDS=2".to_string()) && env.contains(&"LISTEN_PID=1".to_string()),
+        "{env:?}"
+    );
+    t.assert_clean(&t.id);
+}
+
+#[test]
+fn listen_fds_for_another_process_are_ignored() {
+    let Some(t) = TestEnv::new() else { return };
+    fs::write(t.dir.join("listen-a"), "x").unwrap();
+    t.write_config();
+    let script = format!(
+        "export LISTEN_PID=1 LISTEN_FDS=1; exec \"$1\" --root \"$2\" run --bundle {} {} 3<listen-a",
+        s(&t.bundle),
+        t.id
+    );
+    let out = via_shell(&t, &script);
+    out.assert_ok();
+    let report = out.checker();
+    let numbers: Vec<i64> = report.fds().iter().map(|f| f.0).collect();
+    assert_eq!(numbers, [0, 1, 2], "{:?}", report.fds());
+    t.assert_clean(&t.id);
+}

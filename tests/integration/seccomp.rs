@@ -1,8 +1,10 @@
 //! linux.seccomp: actions (ERRNO with and without errnoRet, the default
-//! errno, KILL_PROCESS/KILL/TRAP, LOG), argument conditions (EQ, MASKED_EQ),
-//! flags, the filter's presence in /proc/self/status with and without
-//! no_new_privs, and what is refused or skipped. The checker's `--try` makes
-//! single raw system calls and reports their result.
+//! errno, KILL_PROCESS/KILL/TRAP, LOG, NOTIFY answered by a test agent),
+//! argument conditions (EQ, MASKED_EQ), the compat ABIs (i386 through
+//! `int $0x80`, x32 through the x32 bit), flags, the filter's presence in
+//! /proc/self/status with and without no_new_privs, and what is refused or
+//! skipped. The checker's `--try` makes single raw system calls and reports
+//! their result.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -272,10 +274,12 @@ fn filter_flags_are_accepted() {
     let Some(mut t) = TestEnv::new() else { return };
     writable_tmp(&mut t);
     let mut profile = allow_by_default(vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")]);
+    // WAIT_KILLABLE_RECV needs a listener: without one it is not passed.
     profile["flags"] = json!([
         "SECCOMP_FILTER_FLAG_LOG",
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-        "SECCOMP_FILTER_FLAG_TSYNC"
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
     ]);
     t.config["linux"]["seccomp"] = profile;
     let report = run_tries(&mut t, &["mkdir", "uname"]);
@@ -352,27 +356,372 @@ fn create_refuses(t: &TestEnv, what: &str) {
     t.assert_clean(&t.id);
 }
 
-// xrun-only: runc 1.1 implements seccomp user notification (it refuses
-// SCMP_ACT_NOTIFY only without a listenerPath, and in other words).
+// ---------------------------------------------------------------------
+// Compat ABIs: a 64-bit process reaches the i386 table with `int $0x80` and
+// the x32 table with bit 30 of the syscall number (this kernel has no x32
+// ABI: a call the filter lets through fails with ENOSYS).
+
+/// SIGSYS without a core dump (KILL and TRAP end the checker that way).
+fn no_core_dumps(t: &mut TestEnv) {
+    t.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
+        {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
+    ]);
+}
+
+/// A profile denying mkdir with EXDEV on every ABI in `arches`.
+fn mkdir_denied_on(arches: &[&str]) -> Value {
+    let mut deny = rule(&["mkdir"], "SCMP_ACT_ERRNO");
+    deny["errnoRet"] = json!(libc::EXDEV);
+    let mut p = allow_by_default(vec![deny]);
+    p["architectures"] = json!(arches);
+    p
+}
+
 #[test]
-fn notify_action_is_refused() {
+fn listed_compat_abis_are_filtered_with_their_own_tables() {
+    let Some(mut t) = TestEnv::new() else { return };
+    writable_tmp(&mut t);
+    t.config["linux"]["seccomp"] = mkdir_denied_on(&["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    let report = run_tries(
+        &mut t,
+        &[
+            "mkdir",
+            "int80:mkdir",
+            "int80:getpid",
+            "x32:mkdir",
+            "x32:getpid",
+            "getpid",
+        ],
+    );
+    assert_denied(&report, "mkdir", "EXDEV");
+    // i386's mkdir is 39 (x86_64's getpid): the i386 table was used.
+    assert_denied(&report, "int80:mkdir", "EXDEV");
+    assert_eq!(tried(&report, "int80:getpid").0, 1);
+    assert_denied(&report, "x32:mkdir", "EXDEV");
+    // Let through by the filter, refused by the kernel (no x32 ABI here).
+    assert_denied(&report, "x32:getpid", "ENOSYS");
+    assert_eq!(tried(&report, "getpid").0, 1);
+    t.assert_clean(&t.id);
+}
+
+/// libseccomp's bad-architecture action, kept by runc: SCMP_ACT_KILL (the
+/// thread; the checker's only one, so the process dies by SIGSYS).
+#[test]
+fn unlisted_compat_abis_are_killed() {
+    let Some(mut t) = TestEnv::new() else { return };
+    no_core_dumps(&mut t);
+    writable_tmp(&mut t);
+    for (arches, call) in [
+        (&["SCMP_ARCH_X86_64"][..], "int80:getpid"),
+        (&["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"][..], "int80:getpid"),
+        (&["SCMP_ARCH_X86_64"][..], "x32:getpid"),
+        (&["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"][..], "x32:getpid"),
+    ] {
+        let id = t.new_id("badarch");
+        t.config["linux"]["seccomp"] = mkdir_denied_on(arches);
+        t.args(&["checker", "--try", call]);
+        let out = t.run(&id, &[]);
+        assert_eq!(
+            out.code(),
+            128 + libc::SIGSYS,
+            "{arches:?} {call}, stderr: {}",
+            out.stderr
+        );
+        assert!(Checker::parse(&out.stdout).is_none(), "stdout: {}", out.stdout);
+        t.assert_clean(&id);
+    }
+    // The same calls pass when their ABI is listed (checked above) and the
+    // native ones always do.
+    let id = t.new_id("native");
+    t.config["linux"]["seccomp"] = mkdir_denied_on(&[]);
+    t.args(&["checker", "--try", "getpid", "--try", "mkdir"]);
+    let report = t.run_checker(&id);
+    assert_eq!(tried(&report, "getpid").0, 1);
+    assert_denied(&report, "mkdir", "EXDEV");
+    t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------
+// SCMP_ACT_NOTIFY and the seccomp agent
+
+mod agent {
+    //! A seccomp agent for the tests: a thread listening on a unix socket
+    //! that takes the container process state and the listener fd, then
+    //! answers notifications: mkdir fails with EXDEV, getpid returns 4242.
+
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::net::UnixListener;
+    use std::path::Path;
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    pub const GETPID_ANSWER: i64 = 4242;
+
+    /// What the agent saw: the JSON it got and how many calls it answered.
+    pub struct Seen {
+        pub state: Value,
+        pub answered: u32,
+    }
+
+    pub struct Agent {
+        thread: JoinHandle<Result<Seen, String>>,
+    }
+
+    impl Agent {
+        pub fn start(path: &Path) -> Agent {
+            let listener = UnixListener::bind(path).unwrap();
+            let thread = std::thread::spawn(move || serve(listener));
+            Agent { thread }
+        }
+
+        pub fn finish(self) -> Seen {
+            self.thread
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("seccomp agent: {e}"))
+        }
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Notif {
+        id: u64,
+        pid: u32,
+        flags: u32,
+        nr: i32,
+        arch: u32,
+        ip: u64,
+        args: [u64; 6],
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct NotifResp {
+        id: u64,
+        val: i64,
+        error: i32,
+        flags: u32,
+    }
+
+    // _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp)
+    const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+    const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+    fn ioctl<T>(fd: RawFd, req: libc::c_ulong, arg: &mut T) -> std::io::Result<()> {
+        // SAFETY: `arg` is the struct this request reads or fills, with the
+        // kernel's layout (repr(C), sizes encoded in `req`).
+        let r = unsafe { libc::ioctl(fd, req as _, arg as *mut T) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Receives the state JSON and the fd passed with it.
+    fn receive(listener: &UnixListener) -> Result<(Value, OwnedFd), String> {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(format!("no connection: {e}")),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut cmsg = nix::cmsg_space!([RawFd; 2]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| format!("recvmsg: {e}"))?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: SCM_RIGHTS fds are new and ours alone.
+                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        let n = msg.bytes;
+        let mut body = buf[..n].to_vec();
+        // A stream: read on until the JSON is whole (runc keeps the
+        // connection open, xrun closes it).
+        let state = loop {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => break v,
+                Err(e) if !e.is_eof() => return Err(format!("state JSON: {e}")),
+                Err(_) => {}
+            }
+            let mut more = [0u8; 4096];
+            match conn.read(&mut more) {
+                Ok(0) => return Err("state JSON cut short".to_string()),
+                Ok(k) => body.extend_from_slice(&more[..k]),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        };
+        if fds.len() != 1 {
+            return Err(format!("{} fds passed, want 1", fds.len()));
+        }
+        Ok((state, fds.pop().unwrap()))
+    }
+
+    fn serve(listener: UnixListener) -> Result<Seen, String> {
+        let (state, fd) = receive(&listener)?;
+        let mut answered = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if n <= 0 {
+                continue;
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                break; // POLLHUP: every task under the filter is gone.
+            }
+            let mut req = Notif::default();
+            if ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut req).is_err() {
+                continue; // the caller went away meanwhile
+            }
+            let mut resp = NotifResp {
+                id: req.id,
+                ..Default::default()
+            };
+            match req.nr as libc::c_long {
+                libc::SYS_mkdir => resp.error = -libc::EXDEV,
+                libc::SYS_getpid => resp.val = GETPID_ANSWER,
+                _ => resp.error = -libc::ENOSYS,
+            }
+            if ioctl(fd.as_raw_fd(), NOTIF_SEND, &mut resp).is_ok() {
+                answered += 1;
+            }
+        }
+        Ok(Seen { state, answered })
+    }
+}
+
+fn notify_profile(t: &TestEnv, sock: &std::path::Path) -> Value {
+    let mut p = allow_by_default(vec![rule(&["mkdir", "getpid"], "SCMP_ACT_NOTIFY")]);
+    p["listenerPath"] = json!(s(sock));
+    p["listenerMetadata"] = json!(format!("agent-for-{}", t.id));
+    p
+}
+
+#[test]
+fn notify_reaches_the_agent_which_answers() {
+    let Some(mut t) = TestEnv::new() else { return };
+    writable_tmp(&mut t);
+    // Loaded before the user switch (no no_new_privs, `run`) and just
+    // before Ready (no_new_privs, `create` whose parent then leaves): both
+    // hand the listener over.
+    for nnp in [false, true] {
+        let id = t.new_id(if nnp { "notify-nnp" } else { "notify" });
+        let sock = t.dir.join(format!("{id}.sock"));
+        let agent = agent::Agent::start(&sock);
+        t.config["process"]["noNewPrivileges"] = json!(nnp);
+        t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
+        if nnp && !runtime_is_runc() {
+            // runc 1.1 does not know this flag; the kernel takes it with a listener.
+            t.config["linux"]["seccomp"]["flags"] = json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
+        }
+        t.args(&["checker", "--try", "mkdir", "--try", "getpid", "--try", "uname"]);
+        let report = if nnp {
+            let created = t.create(&id, &[]);
+            created.assert_ok();
+            t.rt(&["start", &id]).assert_ok();
+            let report = t.wait_checker(&created);
+            t.wait_status(&id, "stopped");
+            t.rt(&["delete", &id]).assert_ok();
+            report
+        } else {
+            t.run_checker(&id)
+        };
+        let seen = agent.finish();
+        assert_denied(&report, "mkdir", "EXDEV");
+        assert_eq!(tried(&report, "getpid"), (agent::GETPID_ANSWER, "ok".to_string()));
+        assert_succeeded(&report, "uname");
+        assert_eq!(report.status("Seccomp"), "2");
+        assert!(seen.answered >= 2, "answered {}", seen.answered);
+        let st = &seen.state;
+        assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
+        assert_eq!(st["metadata"], json!(format!("agent-for-{}", t.id)), "{st}");
+        assert!(st["ociVersion"].as_str().is_some_and(|v| v.starts_with('1')), "{st}");
+        let pid = st["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0, "{st}");
+        assert_eq!(st["state"]["id"], json!(id), "{st}");
+        assert_eq!(st["state"]["pid"].as_i64(), Some(pid), "{st}");
+        assert_eq!(st["state"]["status"], "creating", "{st}");
+        assert_eq!(st["state"]["bundle"], json!(s(&t.bundle)), "{st}");
+        t.assert_clean(&id);
+    }
+}
+
+// xrun-only: the wording.
+#[test]
+fn notify_without_listener_path_is_refused() {
     if xrun_only() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
     t.config["linux"]["seccomp"] = allow_by_default(vec![rule(&["mkdir"], "SCMP_ACT_NOTIFY")]);
-    create_refuses(&t, "SCMP_ACT_NOTIFY");
+    create_refuses(&t, "listenerPath");
 }
 
-// xrun-only: runc 1.1 implements seccomp user notification.
+// xrun-only: the wording.
 #[test]
-fn listener_path_is_refused() {
+fn unreachable_agent_fails_create_cleanly() {
     if xrun_only() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
-    let mut profile = allow_by_default(vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")]);
-    profile["listenerPath"] = json!(s(&t.dir.join("seccomp.sock")));
-    t.config["linux"]["seccomp"] = profile;
+    let sock = t.dir.join("nobody-listens.sock");
+    t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
     create_refuses(&t, "listenerPath");
+}
+
+/// Docker's default profile for a default container (the unit tests' test
+/// data): the kernel takes the program and the checker runs under it.
+#[test]
+fn docker_default_profile_runs_the_checker() {
+    let Some(mut t) = TestEnv::new() else { return };
+    writable_tmp(&mut t);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/seccomp/testdata/docker-default.json");
+    t.config["linux"]["seccomp"] = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let report = run_tries(
+        &mut t,
+        &[
+            "mkdir",
+            "getpid",
+            "uname",
+            "personality:0xffffffff",
+            "personality:8",
+            "personality:0x400000",
+            "int80:getpid",
+            "int80:mkdir",
+        ],
+    );
+    assert_succeeded(&report, "mkdir");
+    assert_eq!(tried(&report, "getpid").0, 1);
+    assert_succeeded(&report, "uname");
+    assert_succeeded(&report, "personality:0xffffffff");
+    assert_succeeded(&report, "personality:8");
+    assert_denied(&report, "personality:0x400000", "EPERM");
+    assert_eq!(tried(&report, "int80:getpid").0, 1);
+    assert_succeeded(&report, "int80:mkdir");
+    assert_eq!(report.status("Seccomp"), "2");
+    t.assert_clean(&t.id);
 }

@@ -200,3 +200,26 @@ fn an_offset_the_kernel_refuses_fails_cleanly() {
     );
     env.assert_clean(&id);
 }
+
+#[test]
+fn exec_joins_the_offset_time_namespace() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "time", None);
+    env.config["linux"]["timeOffsets"] = offsets();
+    let id = env.id.clone();
+    let created = env.start_sleeper(&id);
+    let init = env.wait_checker(&created);
+    let mono0 = host_clock(libc::CLOCK_MONOTONIC);
+    let out = env.rt(&["exec", &id, "checker", "--clocks"]);
+    out.assert_ok();
+    let mono1 = host_clock(libc::CLOCK_MONOTONIC);
+    let exec = out.checker();
+    assert_eq!(exec.ns("time"), init.ns("time"));
+    let mono = exec.0["clocks"]["monotonic"].as_i64().unwrap();
+    assert_shifted(mono, mono0, mono1, MONOTONIC_OFFSET, "monotonic in exec");
+    env.rt(&["delete", "--force", &id]).assert_ok();
+    env.assert_clean(&id);
+}

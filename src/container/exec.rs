@@ -1,0 +1,84 @@
+//! `xrun exec`, parent side: a new process in an existing container. It is
+//! cloned and set up by the same child code as the container's init
+//! (`init::run`), with a plan that joins what create made: the init's
+//! namespaces (pid and time by the parent around clone3, user first and
+//! mount last by the child), its cgroup, and its root.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Process;
+
+use super::{spawn, Launch, Mode, Root};
+use crate::config::Bundle;
+use crate::state::{self, ContainerDir, Saved};
+use crate::{cgroups, namespaces, process, seccomp, sys};
+
+/// An exec'd process, set up and waiting for `release_over_sync`.
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub sync: OwnedFd,
+}
+
+pub fn start(
+    dir: &ContainerDir,
+    saved: &Saved,
+    bundle: &Bundle,
+    spec_process: &Process,
+    preserve_fds: u32,
+) -> Result<Started> {
+    crate::phase!("parse");
+    let plan = process::Plan::from_spec(spec_process)?;
+    let spec = &bundle.spec;
+    let ns = namespaces::Plan::for_exec(saved.pid, spec)?;
+    let root_path = PathBuf::from(format!("/proc/{}/root", saved.pid));
+    let root = open_root(&root_path)?;
+    // The init may have died, and its pid been reused, since the status
+    // check: what was opened above must belong to the container.
+    if !state::init_alive(saved.pid, saved.init_start_time) {
+        bail!("cannot exec in a stopped container");
+    }
+    let clone_into = match &saved.cgroup {
+        Some(record) => cgroups::open_for_clone(record)?,
+        None => None,
+    };
+    let personality = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+        .map(process::attrs::personality)
+        .transpose()?;
+    let mut launch = Launch {
+        id: saved.id.clone(),
+        mode: Mode::Exec,
+        bundle,
+        ns,
+        process: Some(plan),
+        root: Root::Join(root),
+        child_sync: -1,
+        fifo_fd: -1,
+        lock_fd: dir.lock_fd(),
+        preserve_fds,
+        no_new_keyring: false,
+        has_runtime_hooks: false,
+        needs_host_pid: false,
+        hook_state: saved.clone(),
+        seccomp: seccomp::from_spec(spec)?,
+        personality,
+        oom_score_adj: spec_process.oom_score_adj(),
+        lsm: process::lsm::ExecLabels::new(
+            spec_process.apparmor_profile().as_deref(),
+            spec_process.selinux_label().as_deref(),
+            &process::lsm::Host::real(),
+        ),
+    };
+    let (pid, pidfd, sync) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into)?;
+    Ok(Started { pid, pidfd, sync })
+}
+
+fn open_root(path: &Path) -> Result<OwnedFd> {
+    sys::openat(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .with_context(|| format!("open the container's root {}", path.display()))
+}
