@@ -8,41 +8,20 @@ use serde::Serialize;
 
 use crate::sys;
 
-// ---------------------------------------------------------------------------
-// Seccomp names. TO BE REPLACED by the consts of src/seccomp/mod.rs
-// (`ACTIONS`, `OPERATORS`, `ARCHES`, `FLAGS`) once that module exports them;
-// until then they are written here as those consts will read.
-const SECCOMP_ACTIONS: &[&str] = &[
-    "SCMP_ACT_KILL",
-    "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_TRAP",
-    "SCMP_ACT_ERRNO",
-    "SCMP_ACT_TRACE",
-    "SCMP_ACT_ALLOW",
-    "SCMP_ACT_LOG",
-    "SCMP_ACT_NOTIFY",
-];
-const SECCOMP_OPERATORS: &[&str] = &[
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
-];
-const SECCOMP_ARCHES: &[&str] = &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"];
-/// (name, the seccomp(2) flag bits to probe it with). WAIT_KILLABLE_RECV is
-/// only valid together with NEW_LISTENER (8).
-const SECCOMP_FLAGS: &[(&str, u32)] = &[
-    ("SECCOMP_FILTER_FLAG_TSYNC", 1),
-    ("SECCOMP_FILTER_FLAG_LOG", 2),
-    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", 4),
-    ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", 32 | 8),
-];
-// End of the block to switch to crate::seccomp's consts.
-// ---------------------------------------------------------------------------
+// The seccomp names are crate::seccomp's (ACTIONS, OPERATORS, ARCHES, FLAGS).
+use crate::seccomp::{ACTIONS as SECCOMP_ACTIONS, ARCHES as SECCOMP_ARCHES, OPERATORS as SECCOMP_OPERATORS};
+
+/// The seccomp(2) flag bits to probe a flag name with. WAIT_KILLABLE_RECV
+/// is only valid together with NEW_LISTENER (8).
+fn seccomp_flag_bits(name: &str) -> Option<u32> {
+    Some(match name {
+        "SECCOMP_FILTER_FLAG_TSYNC" => 1,
+        "SECCOMP_FILTER_FLAG_LOG" => 2,
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => 32 | 8,
+        _ => return None,
+    })
+}
 
 /// Every option `rootfs::mounts::parse_options` turns into a flag, a
 /// propagation or a recursive attribute (anything else goes to the
@@ -211,11 +190,11 @@ fn features() -> Features {
                 actions: SECCOMP_ACTIONS,
                 operators: SECCOMP_OPERATORS,
                 archs: SECCOMP_ARCHES,
-                known_flags: SECCOMP_FLAGS.iter().map(|(n, _)| *n).collect(),
-                supported_flags: SECCOMP_FLAGS
+                known_flags: crate::seccomp::FLAGS.to_vec(),
+                supported_flags: crate::seccomp::FLAGS
                     .iter()
-                    .filter(|(_, bits)| sys::seccomp_flags_known(*bits))
-                    .map(|(n, _)| *n)
+                    .copied()
+                    .filter(|f| seccomp_flag_bits(f).is_some_and(sys::seccomp_flags_known))
                     .collect(),
             },
             apparmor: Enabled { enabled: true },
@@ -274,8 +253,9 @@ mod tests {
         for o in SECCOMP_OPERATORS {
             serde_json::from_value::<oci_spec::runtime::LinuxSeccompOperator>(serde_json::json!(o)).unwrap();
         }
-        for (f, _) in SECCOMP_FLAGS {
+        for f in crate::seccomp::FLAGS {
             serde_json::from_value::<oci_spec::runtime::LinuxSeccompFilterFlag>(serde_json::json!(f)).unwrap();
+            assert!(seccomp_flag_bits(f).is_some(), "{f} has no probe");
         }
         for a in SECCOMP_ARCHES {
             serde_json::from_value::<oci_spec::runtime::Arch>(serde_json::json!(a)).unwrap();
