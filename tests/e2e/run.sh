@@ -145,7 +145,8 @@ our_cgroups() {
     local d
     for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/*/xrun-e2e-docker /sys/fs/cgroup/*/xrun-e2e-podman \
         /sys/fs/cgroup/*/"$NS"-bench; do
-        [ -d "$d" ] && find "$d" -mindepth 1 -type d
+        # podman's empty conmon cgroup is its own, not a container's
+        [ -d "$d" ] && find "$d" -mindepth 1 -type d ! -name conmon
     done
     true
 }
@@ -169,6 +170,7 @@ cleanup() {
     [ "$(type -t containerd_cleanup)" = function ] && containerd_cleanup
     local i
     for ((i = ${#PIDS_TO_STOP[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS_TO_STOP[$i]}"; done
+    [ "$(type -t docker_cleanup_host)" = function ] && docker_cleanup_host
     # Shims outlive containerd by design; ours name the workspace in argv.
     local left
     left=$(our_pids)

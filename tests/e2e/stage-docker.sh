@@ -7,6 +7,7 @@ DK_DIR="$W/docker"
 DK_SOCK="$DK_DIR/docker.sock"
 DK_IMG=xrun-e2e:latest
 DK_STARTED=0
+DK_MADE_KEY=0
 DK_CGROUP_PARENT=/xrun-e2e-docker
 docker_() { T /usr/bin/docker -H "unix://$DK_SOCK" "$@"; }
 dk_run() { docker_ run --runtime xrun --network none "$@"; }
@@ -16,6 +17,7 @@ dk_status_is() { [ "$(dk_state "$1" Status)" = "$2" ]; }
 start_dockerd() {
     start_containerd || return 1
     mkdir -p "$DK_DIR"
+    [ -e /etc/docker/key.json ] || DK_MADE_KEY=1 # dockerd 20.10 writes its trust key there whatever the flags
     echo '{}' >"$DK_DIR/daemon.json" # keep /etc/docker/daemon.json out of it
     /usr/sbin/dockerd --config-file "$DK_DIR/daemon.json" \
         --data-root "$DK_DIR/data" --exec-root "$DK_DIR/exec" --pidfile "$DK_DIR/dockerd.pid" \
@@ -151,6 +153,8 @@ docker_cleanup() {
     [ -z "$ids" ] || timeout 60 /usr/bin/docker -H "unix://$DK_SOCK" rm -f $ids >/dev/null 2>&1
     T "$RUNTIME" --root "$DK_DIR/byhand-root" delete --force e2e-by-hand >/dev/null 2>&1
 }
+# after dockerd has stopped
+docker_cleanup_host() { [ $DK_MADE_KEY = 0 ] || rm -f /etc/docker/key.json; }
 
 stage_docker() {
     DK_RT=$(make_wrapper docker)
