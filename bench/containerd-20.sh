@@ -11,7 +11,7 @@
 # warm-up runs each are not counted. Each container runs `true`; the time is
 # the whole `ctr run --rm` (shim start, create, start, wait, delete).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 XRUN=target/release/xrun
 RUNC=/usr/sbin/runc
 COUNT=20

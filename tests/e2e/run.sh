@@ -136,8 +136,24 @@ our_pids() {
     for p in /proc/[0-9]*; do
         p=${p#/proc/}
         [ "$p" = $$ ] && continue
-        if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$W"; then echo "$p"; fi
+        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$W"; then echo "$p"; fi
     done
+}
+# freezer_state PID: FROZEN or THAWED, from the freezer cgroup holding PID
+# (v1 freezer.state; on cgroup v2 cgroup.freeze 1/0).
+freezer_state() {
+    local p
+    p=$(awk -F: '$2 ~ /(^|,)freezer(,|$)/ { print $3 }' "/proc/$1/cgroup" 2>/dev/null)
+    if [ -n "$p" ]; then
+        cat "/sys/fs/cgroup/freezer$p/freezer.state"
+        return
+    fi
+    p=$(awk -F: '$1 == 0 { print $3 }' "/proc/$1/cgroup" 2>/dev/null)
+    case "$(cat "/sys/fs/cgroup$p/cgroup.freeze" 2>/dev/null)" in
+    1) echo FROZEN ;;
+    0) echo THAWED ;;
+    *) echo "unknown" ;;
+    esac
 }
 our_mounts() { awk -v w="$W" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo; }
 # Cgroup dirs of our containers in every hierarchy.

@@ -25,7 +25,7 @@ cd_leftovers() {
     [ -n "$pid" ] && [ -e "/proc/$pid" ] && echo "process $pid"
     local p
     for p in $(our_pids); do
-        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-id $id " && echo "shim $p"
+        tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "-id $id " && echo "shim $p"
     done
     ctr_ c ls -q 2>/dev/null | grep -qx "$id" && echo "container record $id"
     true
@@ -62,9 +62,9 @@ cd_exec() {
     local pid out rc
     pid=$(task_field cd-det 2)
     [ -n "$pid" ] || why "no detached task to exec into" || return 1
-    out=$(ctr_ task exec --exec-id e1 cd-det sh -c 'for n in pid mnt uts ipc; do readlink /proc/self/ns/$n; done; exit 5')
+    out=$(ctr_ task exec --exec-id e1 cd-det sh -c 'for n in pid mnt uts ipc; do readlink /proc/self/ns/$n; done; exit 5' 2>"$W/err")
     rc=$?
-    [ $rc = 5 ] || why "ctr task exec exited $rc, want 5 (output: $out)" || return 1
+    [ $rc = 5 ] || why "ctr task exec exited $rc, want 5 (output: $out; stderr: $(head -c 300 "$W/err"))" || return 1
     local want
     want=$(for n in pid mnt uts ipc; do readlink "/proc/$pid/ns/$n"; done)
     [ "$(echo "$out" | tr -d '\r')" = "$want" ] || why "exec namespaces '$(echo $out)' != task's '$(echo $want)'" || return 1
@@ -88,7 +88,7 @@ cd_exec() {
 cd_ps() {
     local pid out
     pid=$(task_field cd-det 2)
-    out=$(ctr_ task ps cd-det) || why "ctr task ps failed: $out" || return 1
+    out=$(ctr_ task ps cd-det 2>&1) || why "ctr task ps failed: $(echo $out | head -c 300)" || return 1
     echo "$out"
     echo "$out" | awk 'NR > 1 { print $1 }' | grep -qx "$pid" || why "ctr task ps lacks pid 1's host pid $pid" || return 1
     local n
@@ -102,15 +102,14 @@ cd_ps() {
 }
 
 cd_pause_resume() {
+    local pid
+    pid=$(task_field cd-det 2)
     ctr_ task pause cd-det || why "ctr task pause failed" || return 1
     task_status_is cd-det PAUSED || why "status after pause: $(task_field cd-det 3), want PAUSED" || return 1
-    local pid st
-    pid=$(task_field cd-det 2)
-    st=$(awk '/^State:/ { print $2 }' "/proc/$pid/status")
-    [ "$st" = D ] || [ "$st" = S ] || true # frozen tasks show D or S; the freezer state is what counts
+    [ "$(freezer_state "$pid")" = FROZEN ] || why "freezer of pid $pid is $(freezer_state "$pid") after pause" || return 1
     ctr_ task resume cd-det || why "ctr task resume failed" || return 1
     task_status_is cd-det RUNNING || why "status after resume: $(task_field cd-det 3), want RUNNING" || return 1
-    ctr_ task exec --exec-id e4 cd-det true || why "exec after resume failed"
+    [ "$(freezer_state "$pid")" = THAWED ] || why "freezer of pid $pid is $(freezer_state "$pid") after resume"
 }
 
 cd_metrics() {

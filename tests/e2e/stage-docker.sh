@@ -67,9 +67,9 @@ dk_detached_exec() {
     wait_for 10 dk_status_is dk-det running || why "dk-det not running: $(dk_state dk-det Status)" || return 1
     local out rc pid want
     pid=$(dk_state dk-det Pid)
-    out=$(docker_ exec dk-det sh -c 'for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done; exit 5')
+    out=$(docker_ exec dk-det sh -c 'for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done; exit 5' 2>"$W/err")
     rc=$?
-    [ $rc = 5 ] || why "docker exec exited $rc, want 5 (output: $out)" || return 1
+    [ $rc = 5 ] || why "docker exec exited $rc, want 5 (output: $out; stderr: $(head -c 300 "$W/err"))" || return 1
     want=$(for n in pid mnt uts ipc net; do readlink "/proc/$pid/ns/$n"; done)
     [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'" || return 1
     out=$(docker_ exec -t dk-det sh -c 'test -t 1 && echo TTY-YES')
@@ -79,7 +79,7 @@ dk_detached_exec() {
 dk_ps_top() {
     local out pid
     docker_ ps --format '{{.Names}} {{.Status}}' | grep -q '^dk-det Up' || why "docker ps does not list dk-det as Up" || return 1
-    out=$(docker_ top dk-det) || why "docker top failed: $out" || return 1
+    out=$(docker_ top dk-det 2>&1) || why "docker top failed: $(echo $out | head -c 300)" || return 1
     echo "$out"
     pid=$(dk_state dk-det Pid)
     echo "$out" | awk 'NR > 1 { print $2 }' | grep -qx "$pid" || why "docker top lacks pid 1's host pid $pid" || return 1
@@ -87,12 +87,15 @@ dk_ps_top() {
 }
 
 dk_pause() {
+    local pid
+    pid=$(dk_state dk-det Pid)
     docker_ pause dk-det || why "docker pause failed" || return 1
     dk_status_is dk-det paused || why "status after pause: $(dk_state dk-det Status)" || return 1
+    [ "$(freezer_state "$pid")" = FROZEN ] || why "freezer of pid $pid is $(freezer_state "$pid") after pause" || return 1
     docker_ exec dk-det true 2>/dev/null && why "docker exec into a paused container succeeded" && return 1
     docker_ unpause dk-det || why "docker unpause failed" || return 1
     dk_status_is dk-det running || why "status after unpause: $(dk_state dk-det Status)" || return 1
-    docker_ exec dk-det true || why "docker exec after unpause failed"
+    [ "$(freezer_state "$pid")" = THAWED ] || why "freezer of pid $pid is $(freezer_state "$pid") after unpause"
 }
 
 # docker stop: SIGTERM reaches pid 1 (it exits 3); one ignoring TERM is

@@ -28,7 +28,7 @@ pm_leftovers() {
     [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "/proc/$pid" ] && echo "process $pid"
     local p
     for p in $(our_pids); do
-        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$id" && echo "process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" | head -c 60))"
+        tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$id" && echo "process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" | head -c 60))"
     done
     true
 }
@@ -55,9 +55,9 @@ pm_exec() {
     wait_for 10 pm_status_is pm-det running || why "pm-det not running: $(pm_state pm-det Status)" || return 1
     local out rc pid want
     pid=$(pm_state pm-det Pid)
-    out=$(podman_ exec pm-det sh -c 'for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done; exit 5')
+    out=$(podman_ exec pm-det sh -c 'for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done; exit 5' 2>"$W/err")
     rc=$?
-    [ $rc = 5 ] || why "podman exec exited $rc, want 5 (output: $out)" || return 1
+    [ $rc = 5 ] || why "podman exec exited $rc, want 5 (output: $out; stderr: $(head -c 300 "$W/err"))" || return 1
     want=$(for n in pid mnt uts ipc net; do readlink "/proc/$pid/ns/$n"; done)
     [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'" || return 1
     out=$(podman_ exec -t pm-det sh -c 'test -t 1 && echo TTY-YES')
@@ -67,17 +67,20 @@ pm_exec() {
 pm_ps_top() {
     podman_ ps --format '{{.Names}} {{.Status}}' | grep -q '^pm-det Up' || why "podman ps does not list pm-det as Up" || return 1
     local out
-    out=$(podman_ top pm-det) || why "podman top failed: $out" || return 1
+    out=$(podman_ top pm-det 2>&1) || why "podman top failed: $(echo $out | head -c 300)" || return 1
     echo "$out"
     echo "$out" | grep -q 'sleep 1000' || why "podman top lacks the sleep child"
 }
 
 pm_pause() {
+    local pid
+    pid=$(pm_state pm-det Pid)
     podman_ pause pm-det >/dev/null || why "podman pause failed" || return 1
     pm_status_is pm-det paused || why "status after pause: $(pm_state pm-det Status)" || return 1
+    [ "$(freezer_state "$pid")" = FROZEN ] || why "freezer of pid $pid is $(freezer_state "$pid") after pause" || return 1
     podman_ unpause pm-det >/dev/null || why "podman unpause failed" || return 1
     pm_status_is pm-det running || why "status after unpause: $(pm_state pm-det Status)" || return 1
-    podman_ exec pm-det true || why "podman exec after unpause failed"
+    [ "$(freezer_state "$pid")" = THAWED ] || why "freezer of pid $pid is $(freezer_state "$pid") after unpause"
 }
 
 pm_stop() {
