@@ -68,21 +68,32 @@ cd_exec() {
     local want
     want=$(for n in pid mnt uts ipc; do readlink "/proc/$pid/ns/$n"; done)
     [ "$(echo "$out" | tr -d '\r')" = "$want" ] || why "exec namespaces '$(echo $out)' != task's '$(echo $want)'" || return 1
-    # a signal to an exec'd process: 128+15 (it is not a pid 1, so SIGTERM kills it)
+    # a detached exec: the runtime writes its pid file and returns; SIGTERM ends it
+    local sd="$W/containerd/state/io.containerd.runtime.v2.task/$NS/cd-det"
     ctr_ task exec -d --exec-id e2 cd-det sleep 1000 || why "ctr task exec -d failed" || return 1
-    ctr_ task ps cd-det | grep -q . || true
-    ctr_ task kill --exec-id e2 -s SIGTERM cd-det || why "ctr task kill --exec-id failed" || return 1
-    # a foreground exec killed with SIGKILL reports 137
+    local epid
+    epid=$(cat "$sd/e2.pid" 2>/dev/null)
+    [ -n "$epid" ] && [ -e "/proc/$epid" ] || why "detached exec: no live pid in $sd/e2.pid" || return 1
+    ctr_ task kill --exec-id e2 -s SIGTERM cd-det || why "ctr task kill --exec-id e2 failed" || return 1
+    wait_for 10 sh -c "! kill -0 $epid" || why "detached exec $epid survived SIGTERM" || return 1
+    # foreground execs ended by a signal report 128+N (they are not pid 1, so the default action applies)
+    cd_exec_signal e3 SIGTERM 143 || return 1
+    cd_exec_signal e4 SIGKILL 137
+}
+
+# cd_exec_signal EXEC_ID SIGNAL WANT: a foreground `ctr task exec` of sleep,
+# signalled through ctr once its pid file exists, must exit WANT.
+cd_exec_signal() {
+    local sd="$W/containerd/state/io.containerd.runtime.v2.task/$NS/cd-det"
     (
-        ctr_ task exec --exec-id e3 cd-det sleep 1000
-        echo $? >"$W/cd-e3.rc"
+        ctr_ task exec --exec-id "$1" cd-det sleep 1000
+        echo $? >"$W/cd-$1.rc"
     ) &
     local bg=$!
-    wait_for 10 sh -c "ctr --address '$CD_SOCK' -n '$NS' task ps cd-det | awk 'NR > 1' | wc -l | grep -qx 3" ||
-        why "exec e3 did not show up in ctr task ps" || { kill $bg 2>/dev/null; return 1; }
-    ctr_ task kill --exec-id e3 -s SIGKILL cd-det || why "kill --exec-id e3 SIGKILL failed" || return 1
+    wait_for 10 test -s "$sd/$1.pid" || why "exec $1 never wrote $sd/$1.pid" || { kill $bg 2>/dev/null; return 1; }
+    ctr_ task kill --exec-id "$1" -s "$2" cd-det || why "ctr task kill --exec-id $1 -s $2 failed" || return 1
     wait $bg
-    [ "$(cat "$W/cd-e3.rc" 2>/dev/null)" = 137 ] || why "exec killed by SIGKILL: ctr exited $(cat "$W/cd-e3.rc" 2>/dev/null), want 137"
+    [ "$(cat "$W/cd-$1.rc" 2>/dev/null)" = "$3" ] || why "exec killed by $2: ctr exited $(cat "$W/cd-$1.rc" 2>/dev/null), want $3"
 }
 
 cd_ps() {
@@ -163,6 +174,17 @@ cd_tty() {
     [[ $out == *got:ping* ]] || why "input typed on the pty did not reach the container"
 }
 
+cd_exec_tty() {
+    local out rc
+    out=$(T python3 "$HERE/pty-run.py" ctr --address "$CD_SOCK" -n "$NS" task exec -t --exec-id et cd-det \
+        sh -c 'test -t 0 && test -t 1 && echo TTY-YES; read line; echo "got:$line"; exit 4')
+    rc=$?
+    echo "$out"
+    [ $rc = 4 ] || why "ctr task exec -t exited $rc, want 4 (output: $(echo $out | head -c 200))" || return 1
+    [[ $out == *TTY-YES* ]] || why "stdin/stdout of the exec are not a terminal" || return 1
+    [[ $out == *got:ping* ]] || why "input typed on the pty did not reach the exec"
+}
+
 cd_missing_entrypoint() {
     local err rc
     err=$(ctr_run --rm "$CD_IMG" cd-noent /no/such/binary 2>&1)
@@ -194,6 +216,7 @@ stage_containerd() {
     scenario cd-exit-code cd_exit_code
     scenario cd-detached cd_detached
     scenario cd-exec cd_exec
+    scenario cd-exec-tty cd_exec_tty
     scenario cd-ps cd_ps
     scenario cd-pause-resume cd_pause_resume
     scenario cd-metrics cd_metrics

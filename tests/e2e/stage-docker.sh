@@ -71,9 +71,13 @@ dk_detached_exec() {
     rc=$?
     [ $rc = 5 ] || why "docker exec exited $rc, want 5 (output: $out; stderr: $(head -c 300 "$W/err"))" || return 1
     want=$(for n in pid mnt uts ipc net; do readlink "/proc/$pid/ns/$n"; done)
-    [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'" || return 1
-    out=$(docker_ exec -t dk-det sh -c 'test -t 1 && echo TTY-YES')
-    [[ $out == *TTY-YES* ]] || why "docker exec -t: no terminal in the container ($out)"
+    [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'"
+}
+
+dk_exec_tty() {
+    local out
+    out=$(docker_ exec -t dk-det sh -c 'test -t 1 && echo TTY-YES' 2>&1)
+    [[ $out == *TTY-YES* ]] || why "docker exec -t: no terminal in the container ($(echo $out | head -c 300))"
 }
 
 dk_ps_top() {
@@ -165,6 +169,7 @@ stage_docker() {
     [ $DK_STARTED = 1 ] || return 0
     scenario dk-exit-code dk_exit_code
     scenario dk-exec dk_detached_exec
+    scenario dk-exec-tty dk_exec_tty
     scenario dk-ps-top dk_ps_top
     scenario dk-pause-unpause dk_pause
     scenario dk-stop dk_stop

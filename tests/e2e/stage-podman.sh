@@ -59,9 +59,13 @@ pm_exec() {
     rc=$?
     [ $rc = 5 ] || why "podman exec exited $rc, want 5 (output: $out; stderr: $(head -c 300 "$W/err"))" || return 1
     want=$(for n in pid mnt uts ipc net; do readlink "/proc/$pid/ns/$n"; done)
-    [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'" || return 1
-    out=$(podman_ exec -t pm-det sh -c 'test -t 1 && echo TTY-YES')
-    [[ $out == *TTY-YES* ]] || why "podman exec -t: no terminal in the container ($out)"
+    [ "$out" = "$want" ] || why "exec namespaces '$(echo $out)' != container's '$(echo $want)'"
+}
+
+pm_exec_tty() {
+    local out
+    out=$(podman_ exec -t pm-det sh -c 'test -t 1 && echo TTY-YES' 2>&1)
+    [[ $out == *TTY-YES* ]] || why "podman exec -t: no terminal in the container ($(echo $out | head -c 300))"
 }
 
 pm_ps_top() {
@@ -140,6 +144,7 @@ stage_podman() {
     scenario pm-load pm_load
     scenario pm-exit-code pm_exit_code
     scenario pm-exec pm_exec
+    scenario pm-exec-tty pm_exec_tty
     scenario pm-ps-top pm_ps_top
     scenario pm-pause-unpause pm_pause
     scenario pm-stop pm_stop
