@@ -58,8 +58,48 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// A command line clap refuses: written to the `--log` file when one is
+/// named (that file is all a caller like containerd's shim shows its user),
+/// else printed as clap formats it, with usage. Exit 1, as runc.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        let eq = format!("{name}=");
+        args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix(&eq) {
+            Some(v) => Some(v.to_string()),
+            None if a == name => args.get(i + 1).cloned(),
+            None => None,
+        })
+    };
+    let logged = flag("--log").is_some_and(|log| {
+        let json = flag("--log-format").as_deref() == Some("json");
+        logging::init(Some(std::path::Path::new(&log)), json, false).is_ok()
+    });
+    if logged {
+        // One line to the file and to stderr, as every other error.
+        logging::log(logging::Level::Error, &first_line(&e));
+    } else {
+        let _ = e.print();
+    }
+    std::process::exit(1);
+}
+
+/// clap's message without its "error: " prefix and usage lines.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("").trim();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     if cli.version {
         println!("{}", cli::VERSION_TEXT);
         return;

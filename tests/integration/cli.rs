@@ -4,7 +4,10 @@ use crate::common::*;
 use serde_json::Value;
 use std::fs;
 
-const VERBS: &[&str] = &["create", "start", "state", "kill", "delete", "run", "spec"];
+const VERBS: &[&str] = &[
+    "create", "start", "state", "kill", "delete", "run", "spec", "exec", "ps", "list", "features", "pause", "resume",
+    "update", "events",
+];
 
 /// The state root must hold nothing after a command that should not create.
 #[track_caller]
@@ -54,6 +57,32 @@ fn unknown_flag_fails_and_creates_nothing() {
     }
     t.rt(&["--no-such-global-flag", "state", &t.id]).assert_fails();
     t.assert_clean(&t.id);
+}
+
+#[test]
+fn refused_command_line_reaches_the_json_log() {
+    if xrun_only() {
+        return;
+    }
+    let Some(t) = TestEnv::new() else { return };
+    let log = t.dir.join("log.json");
+    let out = t.rt(&[
+        "--log",
+        s(&log),
+        "--log-format",
+        "json",
+        "exec",
+        "--no-such-flag",
+        &t.id,
+    ]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_default();
+    assert_eq!(record["level"], "error", "{text}");
+    assert!(
+        record["msg"].as_str().unwrap_or("").contains("--no-such-flag"),
+        "{text}"
+    );
 }
 
 #[test]
