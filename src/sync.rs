@@ -249,7 +249,6 @@ impl<T> At<T> for io::Result<T> {
 /// One message: a fixed-size frame, and the fd it carried (Console,
 /// SeccompListener).
 #[derive(Debug)]
-#[allow(dead_code)] // first users: console and seccomp listener
 pub struct Message {
     pub kind: Kind,
     pub failure: Option<Failure>,
@@ -263,7 +262,6 @@ pub fn send(fd: RawFd, kind: Kind) -> io::Result<()> {
 }
 
 /// A frame that passes `passed` to the peer (SCM_RIGHTS).
-#[allow(dead_code)] // first users: console and seccomp listener
 pub fn send_with_fd(fd: RawFd, kind: Kind, passed: RawFd) -> io::Result<()> {
     let buf = frame(kind, Step::None, 0, "");
     sys::send_with_fd(fd, &buf, passed)

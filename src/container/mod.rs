@@ -25,7 +25,7 @@ use crate::config::{self, Bundle};
 use crate::rootfs::{self, devices, mounts};
 use crate::state::{self, ContainerDir, Saved};
 use crate::sync::{self, Kind};
-use crate::{cgroups, namespaces, process, seccomp, sys};
+use crate::{cgroups, console, namespaces, process, seccomp, sys};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -56,6 +56,8 @@ pub struct Launch<'a> {
     pub seccomp: Option<seccomp::Filter>,
     /// linux.personality, as personality(2) takes it.
     pub personality: Option<libc::c_ulong>,
+    /// process.terminal: the pty to set up.
+    pub console: Option<console::Plan>,
 }
 
 impl Launch<'_> {
@@ -70,17 +72,27 @@ pub struct Created {
     pub saved: Saved,
     pub pidfd: OwnedFd,
     pub sync: OwnedFd,
+    /// The pty master (process.terminal) when no --console-socket took it:
+    /// a foreground run relays it.
+    pub console: Option<OwnedFd>,
 }
 
+/// `create`, or a detached `run`.
 pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
+    create_as(root, args, mode, mode == Mode::Create)
+}
+
+/// `detached`: nobody stays to relay a terminal, so process.terminal needs
+/// --console-socket (runc's rules, `console::check_flags`).
+pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> Result<Created> {
     crate::phase!("parse");
     state::validate_id(&args.id)?;
     let bundle = config::load(&args.bundle)?;
-    if args.console_socket.is_some() {
-        bail!("--console-socket needs process.terminal, which this xrun build does not support yet");
-    }
     let spec = &bundle.spec;
+    let terminal = spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false));
+    console::check_flags(terminal, detached, args.console_socket.as_deref())?;
     let ns = namespaces::Plan::from_spec(spec)?;
+    let console_plan = spec.process().as_ref().and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     // Read once: the cgroup mount inside and the container's cgroup need it.
     let cgroup_layout = cgroups::layout::Layout::detect()?;
@@ -92,6 +104,8 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         .and_then(|l| l.personality().as_ref())
         .map(process::attrs::personality)
         .transpose()?;
+
+    let console_socket = args.console_socket.as_deref().map(console::socket::connect).transpose()?;
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
@@ -113,13 +127,16 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
         seccomp,
         personality,
+        console: console_plan,
     };
-    match start_init(&dir, &mut launch, &cgroup_layout, args.pid_file.as_deref()) {
-        Ok((saved, pidfd, sync)) => Ok(Created {
+    let pid_file = args.pid_file.as_deref();
+    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, console_socket.as_ref()) {
+        Ok((saved, pidfd, sync, console)) => Ok(Created {
             dir,
             saved,
             pidfd,
             sync,
+            console,
         }),
         Err(e) => {
             if let Some(record) = &launch.hook_state.cgroup {
@@ -199,7 +216,8 @@ fn start_init(
     launch: &mut Launch,
     cgroup_layout: &cgroups::layout::Layout,
     pid_file: Option<&Path>,
-) -> Result<(Saved, OwnedFd, OwnedFd)> {
+    console_socket: Option<&std::os::unix::net::UnixStream>,
+) -> Result<(Saved, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let fifo = match launch.mode {
         Mode::Create => {
             let path = dir.fifo_path();
@@ -265,12 +283,17 @@ fn start_init(
     } else {
         place(launch, &record, pid, parent_sync.as_raw_fd())
     };
-    let result = placed.and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()));
-    if let Err(e) = result {
-        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::waitpid(pid, 0);
-        return Err(e);
-    }
+    let result = placed
+        .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
+        .and_then(|master| hand_over_console(launch, master, console_socket));
+    let console = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(pid, 0);
+            return Err(e);
+        }
+    };
     let mut saved = launch.hook_state.clone();
     saved.pid = pid;
     saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
@@ -285,7 +308,23 @@ fn start_init(
         state::write_atomic(p, pid.to_string().as_bytes())?;
     }
     crate::phase!("created");
-    Ok((saved, pidfd, parent_sync))
+    Ok((saved, pidfd, parent_sync, console))
+}
+
+/// The pty master goes to --console-socket if there is one; otherwise it is
+/// kept for the caller (a foreground run relays it).
+fn hand_over_console(
+    launch: &Launch,
+    master: Option<OwnedFd>,
+    socket: Option<&std::os::unix::net::UnixStream>,
+) -> Result<Option<OwnedFd>> {
+    if launch.console.is_some() && master.is_none() {
+        bail!("container init set up no terminal");
+    }
+    match (master, socket) {
+        (Some(m), Some(s)) => console::socket::send_master(s, m).map(|()| None),
+        (m, _) => Ok(m),
+    }
 }
 
 /// Puts the child into its cgroup (v1/hybrid, or v2 without
@@ -299,8 +338,10 @@ fn place(launch: &Launch, record: &cgroups::Record, pid: i32, sync_fd: RawFd) ->
     Ok(())
 }
 
-/// Serves the child's requests until it reports Ready (or fails).
-fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
+/// Serves the child's requests until it reports Ready (or fails); returns
+/// the pty master it sent, if any.
+fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<OwnedFd>> {
+    let mut console = None;
     launch.hook_state.pid = pid;
     if let Some(adj) = launch.bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let proc = rootfs::procfs::Proc::open().context("open /proc")?;
@@ -326,7 +367,8 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
-            Kind::Ready => return Ok(()),
+            Kind::Console if msg.fd.is_some() && console.is_none() => console = msg.fd,
+            Kind::Ready => return Ok(console),
             Kind::Failed => {
                 let f = msg.failure.expect("Failed frames carry a failure");
                 let _ = sys::waitpid(pid, 0);

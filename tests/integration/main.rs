@@ -26,3 +26,4 @@ mod rootfs;
 mod seccomp;
 mod security;
 mod state;
+mod terminal;
