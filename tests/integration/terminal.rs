@@ -113,7 +113,8 @@ fn read_to_end(fd: &OwnedFd) -> String {
 /// Commands whose output never equals their echoed text: `$((..))` is
 /// expanded only in the output.
 const PROBE: &str = "tty; stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo STDIO$((1+1)); \
-                     echo >/dev/tty && echo CTTY$((1+2)); stat -c OWNER%u:%g $(tty); exit\n";
+                     echo >/dev/tty && echo CTTY$((1+2)); stat -c OWNER%u:%g $(tty); \
+                     stat -L -c CONSOLE%t:%T /dev/console; exit\n";
 
 #[test]
 fn console_socket_gets_the_master_of_create() {
@@ -132,6 +133,8 @@ fn console_socket_gets_the_master_of_create() {
     assert!(out.contains("STDIO2"), "stdin/stdout/stderr are the tty: {out:?}");
     assert!(out.contains("CTTY3"), "the tty is the controlling terminal: {out:?}");
     assert!(out.contains("OWNER0:5"), "owner of the tty: {out:?}");
+    // /dev/console is the pty too (devpts major 136 = 0x88).
+    assert!(out.contains("CONSOLE88:0"), "/dev/console: {out:?}");
     env.wait_status(&id, "stopped");
     env.rt(&["delete", &id]).assert_ok();
     env.assert_clean(&id);
@@ -280,5 +283,48 @@ fn foreground_run_relays_the_pty() {
     assert!(second.contains("B4"), "{second:?}");
     assert_eq!(status.and_then(|s| s.code()), Some(3), "the container's exit code");
     assert_eq!(after, before, "termios restored");
+    env.assert_clean(&env.id);
+}
+
+#[test]
+fn foreground_run_without_a_terminal_of_ours_still_relays() {
+    // runc refuses this (it wants a terminal on our side); xrun relays the
+    // pty to whatever its stdio is, so a pipe or /dev/null is fine.
+    if xrun_only() {
+        return;
+    }
+    let Some(env) = terminal_env(&["sh", "-c", "[ -t 1 ] && echo T$((3+4)); exit 5"]) else { return };
+    let out = env.run(&env.id, &[]);
+    assert_eq!(out.code(), 5, "the container's exit code: {}", out.stderr);
+    assert!(out.stdout.contains("T7\r\n"), "{:?}", out.stdout);
+    env.assert_clean(&env.id);
+}
+
+#[test]
+fn foreground_run_reports_a_signal_as_128_plus_n() {
+    let Some(env) = terminal_env(&["sh", "-c", "echo U$((1+1)); sleep 100"]) else { return };
+    env.write_config();
+    let (master, slave) = openpty(24, 80);
+    let mut cmd = env.command(&["run", "--bundle", s(&env.bundle), &env.id]);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    let mut child = cmd.spawn().unwrap();
+    let out = read_until(&master, |t| t.contains("U2"));
+    assert!(out.contains("U2"), "{out:?}");
+    env.rt(&["kill", &env.id, "KILL"]).assert_ok();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        let _ = read_for(&master, Duration::from_millis(100), |_| false);
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(137));
     env.assert_clean(&env.id);
 }
