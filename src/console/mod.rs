@@ -125,3 +125,35 @@ fn mount_console(master: &OwnedFd) -> Result<(), Failure> {
     let source = std::ffi::CString::new(format!("/dev/pts/{n}")).expect("no NUL in a number");
     sys::mount(Some(&source), c"/dev/console", None, libc::MS_BIND, None).at(Step::Console, "/dev/console")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_follow_runc() {
+        let sock = Some(Path::new("/run/sock"));
+        // terminal, detached, socket
+        assert!(check_flags(true, true, sock).is_ok());
+        assert!(check_flags(true, false, None).is_ok());
+        assert!(check_flags(false, true, None).is_ok());
+        assert!(check_flags(false, false, None).is_ok());
+        let err = |t, d, s| check_flags(t, d, s).unwrap_err().to_string();
+        assert!(err(true, true, None).starts_with("cannot allocate tty"));
+        assert!(err(false, true, sock).starts_with("cannot use console socket"));
+        assert!(err(true, false, sock).starts_with("cannot use console socket"));
+    }
+
+    #[test]
+    fn console_size_needs_both_sides() {
+        let p: Process = serde_json::from_str(
+            r#"{"terminal": true, "consoleSize": {"height": 30, "width": 0}, "user": {"uid": 7, "gid": 7}, "cwd": "/"}"#,
+        )
+        .unwrap();
+        let plan = Plan::from_process(&p, true).unwrap();
+        assert_eq!((plan.size, plan.uid), (None, 7));
+        let p: Process =
+            serde_json::from_str(r#"{"terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/"}"#).unwrap();
+        assert!(Plan::from_process(&p, true).is_none());
+    }
+}

@@ -92,7 +92,10 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     let terminal = spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false));
     console::check_flags(terminal, detached, args.console_socket.as_deref())?;
     let ns = namespaces::Plan::from_spec(spec)?;
-    let console_plan = spec.process().as_ref().and_then(|p| console::Plan::from_process(p, ns.new_mount));
+    let console_plan = spec
+        .process()
+        .as_ref()
+        .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     // Read once: the cgroup mount inside and the container's cgroup need it.
     let cgroup_layout = cgroups::layout::Layout::detect()?;
@@ -105,7 +108,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .map(process::attrs::personality)
         .transpose()?;
 
-    let console_socket = args.console_socket.as_deref().map(console::socket::connect).transpose()?;
+    let console_socket = args
+        .console_socket
+        .as_deref()
+        .map(console::socket::connect)
+        .transpose()?;
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;

@@ -59,7 +59,10 @@ fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
     // SAFETY: the kernel filled msg_control with one header holding one fd.
     let fd = unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert_eq!(((*cmsg).cmsg_level, (*cmsg).cmsg_type), (libc::SOL_SOCKET, libc::SCM_RIGHTS));
+        assert_eq!(
+            ((*cmsg).cmsg_level, (*cmsg).cmsg_type),
+            (libc::SOL_SOCKET, libc::SCM_RIGHTS)
+        );
         std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>())
     };
     // SAFETY: SCM_RIGHTS installed a new fd that nothing else owns.
@@ -159,7 +162,9 @@ fn the_tty_belongs_to_the_process_user() {
 
 #[test]
 fn detached_run_sends_the_master() {
-    let Some(env) = terminal_env(&["sh", "-c", "echo X$((4+5)); sleep 100"]) else { return };
+    let Some(env) = terminal_env(&["sh", "-c", "echo X$((4+5)); sleep 100"]) else {
+        return;
+    };
     let (listener, sock) = listen(&env);
     let id = env.id.clone();
     env.run(&id, &["-d", "--console-socket", s(&sock)]).assert_ok();
@@ -278,7 +283,10 @@ fn foreground_run_relays_the_pty() {
     }
     assert!(raw, "stdin was set raw while the container ran");
     // runc 1.1.5 resizes concurrently with the start: sometimes too late.
-    assert!(runtime_is_runc() || first.contains("40 120\r\n"), "initial size: {first:?}");
+    assert!(
+        runtime_is_runc() || first.contains("40 120\r\n"),
+        "initial size: {first:?}"
+    );
     assert!(second.contains("50 132\r\n"), "size after SIGWINCH: {second:?}");
     assert!(second.contains("B4"), "{second:?}");
     assert_eq!(status.and_then(|s| s.code()), Some(3), "the container's exit code");
@@ -293,7 +301,9 @@ fn foreground_run_without_a_terminal_of_ours_still_relays() {
     if xrun_only() {
         return;
     }
-    let Some(env) = terminal_env(&["sh", "-c", "[ -t 1 ] && echo T$((3+4)); exit 5"]) else { return };
+    let Some(env) = terminal_env(&["sh", "-c", "[ -t 1 ] && echo T$((3+4)); exit 5"]) else {
+        return;
+    };
     let out = env.run(&env.id, &[]);
     assert_eq!(out.code(), 5, "the container's exit code: {}", out.stderr);
     assert!(out.stdout.contains("T7\r\n"), "{:?}", out.stdout);
@@ -302,7 +312,9 @@ fn foreground_run_without_a_terminal_of_ours_still_relays() {
 
 #[test]
 fn foreground_run_reports_a_signal_as_128_plus_n() {
-    let Some(env) = terminal_env(&["sh", "-c", "echo U$((1+1)); sleep 100"]) else { return };
+    let Some(env) = terminal_env(&["sh", "-c", "echo U$((1+1)); sleep 100"]) else {
+        return;
+    };
     env.write_config();
     let (master, slave) = openpty(24, 80);
     let mut cmd = env.command(&["run", "--bundle", s(&env.bundle), &env.id]);
