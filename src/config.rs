@@ -54,9 +54,6 @@ fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
 
 /// Checks the combinations runc refuses, with the same reasons.
 pub fn validate(spec: &Spec) -> Result<()> {
-    if spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false)) {
-        bail!("process.terminal is not supported by this xrun build yet: set it to false");
-    }
     let uts = has_namespace(spec, LinuxNamespaceType::Uts);
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !uts {
         bail!("unable to set hostname without a private UTS namespace");

@@ -5,6 +5,7 @@ mod cgroups;
 mod cli;
 mod cmd;
 mod config;
+mod console;
 mod container;
 mod hooks;
 mod logging;

@@ -632,6 +632,21 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// One write(2); returns how much was taken (EINTR retried).
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: pointer and length describe `buf`.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
 /// Closes a raw fd this process does not own as an OwnedFd (an inherited copy).
 pub fn close(fd: RawFd) {
     // SAFETY: the caller names an fd it no longer uses; errors are moot.
@@ -1013,4 +1028,89 @@ pub fn sched_setaffinity(words: &[u64]) -> io::Result<()> {
 pub fn personality(persona: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: integer argument.
     check_int(unsafe { libc::personality(persona) })
+}
+
+// ---- terminals (process.terminal, the console socket, the run relay) ----
+
+/// Unlocks a pty master so its peer can be opened (unlockpt).
+pub fn unlock_pty(master: RawFd) -> io::Result<()> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which outlives the call.
+    check_int(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) }).map(drop)
+}
+
+/// Opens the pty peer of `master` without a path lookup (TIOCGPTPEER).
+pub fn open_pty_peer(master: RawFd, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes its open flags by value and returns a new fd.
+    let fd = check_int(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags as libc::c_ulong) })?;
+    Ok(owned(fd as libc::c_long))
+}
+
+/// The window size of a terminal, as (rows, cols).
+pub fn get_winsize(fd: RawFd) -> io::Result<(u16, u16)> {
+    // SAFETY: winsize is plain data.
+    let mut ws: libc::winsize = unsafe { mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) })?;
+    Ok((ws.ws_row, ws.ws_col))
+}
+
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`, which outlives the call.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// Makes `fd` the controlling terminal of this session (TIOCSCTTY, no steal).
+pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0 as libc::c_ulong) }).map(drop)
+}
+
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: no arguments; fails only for a process group leader.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+/// dup2 without the close-on-exec flag on `new`.
+pub fn dup_onto(old: RawFd, new: RawFd) -> io::Result<()> {
+    if old == new {
+        return set_cloexec(new, false);
+    }
+    // SAFETY: integer arguments; `new` is replaced atomically.
+    check_int(unsafe { libc::dup3(old, new, 0) }).map(drop)
+}
+
+/// The terminal attributes of `fd`; ENOTTY when it is not a terminal.
+pub fn tcgetattr(fd: RawFd) -> io::Result<libc::termios> {
+    // SAFETY: termios is plain data.
+    let mut t: libc::termios = unsafe { mem::zeroed() };
+    // SAFETY: tcgetattr writes one termios into `t`.
+    check_int(unsafe { libc::tcgetattr(fd, &mut t) })?;
+    Ok(t)
+}
+
+pub fn tcsetattr(fd: RawFd, t: &libc::termios) -> io::Result<()> {
+    // SAFETY: tcsetattr reads one termios from `t`.
+    check_int(unsafe { libc::tcsetattr(fd, libc::TCSANOW, t) }).map(drop)
+}
+
+/// `t` changed to raw mode (cfmakeraw).
+pub fn make_raw(mut t: libc::termios) -> libc::termios {
+    // SAFETY: cfmakeraw only edits the struct it is given.
+    unsafe { libc::cfmakeraw(&mut t) };
+    t
+}
+
+/// The index N of a pty master's peer, /dev/pts/N (TIOCGPTN).
+pub fn pty_number(master: RawFd) -> io::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int into `n`.
+    check_int(unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) })?;
+    Ok(n)
 }

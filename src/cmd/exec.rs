@@ -28,19 +28,27 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     }
     let bundle = config::load(&saved.bundle).with_context(|| format!("container {}", saved.id))?;
     let process = process_for(args, &bundle.spec)?;
-    if process.terminal().unwrap_or(false) {
-        bail!("process.terminal (exec -t) is not supported by this xrun build yet");
-    }
-    if args.console_socket.is_some() {
-        bail!("--console-socket needs a terminal (-t), which this xrun build does not support yet");
-    }
+    let terminal = process.terminal().unwrap_or(false);
+    crate::console::check_flags(terminal, args.detach, args.console_socket.as_deref())?;
+    let console_socket = args
+        .console_socket
+        .as_deref()
+        .map(crate::console::socket::connect)
+        .transpose()?;
     // Blocked before clone so none is lost; the child unblocks its copy.
     let signals = if args.detach {
         None
     } else {
         Some(sys::signalfd_for(&crate::cmd::run::FORWARDED)?)
     };
-    let started = exec::start(&dir, &saved, &bundle, &process, args.preserve_fds)?;
+    let started = exec::start(
+        &dir,
+        &saved,
+        &bundle,
+        &process,
+        args.preserve_fds,
+        console_socket.as_ref(),
+    )?;
     if let Err(e) = container::release_over_sync(&started.sync) {
         let _ = sys::waitpid(started.pid, 0);
         return Err(e);
@@ -50,9 +58,11 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     if let Some(p) = &args.pid_file {
         state::write_atomic(p, started.pid.to_string().as_bytes())?;
     }
-    match signals {
-        None => Ok(0),
-        Some(signals) => crate::cmd::run::wait_forwarding(started.pid, &started.pidfd, &signals),
+    match (signals, started.console) {
+        (None, _) => Ok(0),
+        // -t without --console-socket: relay the pty to our caller.
+        (Some(signals), Some(master)) => crate::console::relay::relay(master, started.pid, &started.pidfd, &signals),
+        (Some(signals), None) => crate::cmd::run::wait_forwarding(started.pid, &started.pidfd, &signals),
     }
 }
 

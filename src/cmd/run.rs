@@ -35,7 +35,7 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     } else {
         Some(sys::signalfd_for(&FORWARDED)?)
     };
-    let created = container::create(root, &args.create, Mode::Run)?;
+    let created = container::create_as(root, &args.create, Mode::Run, args.detach)?;
     let released = container::run_prestart(&created.saved).and_then(|()| container::release_over_sync(&created.sync));
     if let Err(e) = released {
         let _ = crate::cmd::delete::destroy(created.dir, true);
@@ -46,6 +46,7 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
         saved,
         pidfd,
         sync,
+        console,
     } = created;
     drop(sync);
     let json = saved.hook_json(Status::Running);
@@ -58,7 +59,11 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     drop(dir);
     let Some(signals) = signals else { return Ok(0) };
 
-    let code = wait_forwarding(saved.pid, &pidfd, &signals)?;
+    // process.terminal without --console-socket: relay the pty.
+    let code = match console {
+        Some(master) => crate::console::relay::relay(master, saved.pid, &pidfd, &signals)?,
+        None => wait_forwarding(saved.pid, &pidfd, &signals)?,
+    };
     if !args.keep {
         if let Ok(dir) = ContainerDir::open(root, &saved.id) {
             crate::cmd::delete::destroy(dir, true)?;

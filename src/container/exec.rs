@@ -5,6 +5,7 @@
 //! mount last by the child), its cgroup, and its root.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,13 +14,15 @@ use oci_spec::runtime::Process;
 use super::{spawn, Launch, Mode, Root};
 use crate::config::Bundle;
 use crate::state::{self, ContainerDir, Saved};
-use crate::{cgroups, namespaces, process, seccomp, sys};
+use crate::{cgroups, console, namespaces, process, seccomp, sys};
 
 /// An exec'd process, set up and waiting for `release_over_sync`.
 pub struct Started {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub sync: OwnedFd,
+    /// The pty master (process.terminal) when no console socket took it.
+    pub console: Option<OwnedFd>,
 }
 
 pub fn start(
@@ -28,6 +31,7 @@ pub fn start(
     bundle: &Bundle,
     spec_process: &Process,
     preserve_fds: u32,
+    console_socket: Option<&UnixStream>,
 ) -> Result<Started> {
     crate::phase!("parse");
     let plan = process::Plan::from_spec(spec_process)?;
@@ -68,14 +72,21 @@ pub fn start(
         seccomp: seccomp::from_spec(spec)?,
         personality,
         oom_score_adj: spec_process.oom_score_adj(),
+        // The container's /dev/console stays the init's.
+        console: console::Plan::from_process(spec_process, false),
         lsm: process::lsm::ExecLabels::new(
             spec_process.apparmor_profile().as_deref(),
             spec_process.selinux_label().as_deref(),
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into)?;
-    Ok(Started { pid, pidfd, sync })
+    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket)?;
+    Ok(Started {
+        pid,
+        pidfd,
+        sync,
+        console,
+    })
 }
 
 fn open_root(path: &Path) -> Result<OwnedFd> {

@@ -81,6 +81,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         }
         return Err(f);
     };
+    if let Some(console) = &l.console {
+        crate::console::setup(console, sync_fd)?;
+    }
     p.enter_cwd()?;
     p.apply_rlimits()?;
     p.add_home();

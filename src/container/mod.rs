@@ -16,6 +16,7 @@ pub mod init;
 pub mod processes;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,7 +27,7 @@ use crate::config::{self, Bundle};
 use crate::rootfs::{self, devices, mounts};
 use crate::state::{self, ContainerDir, Saved};
 use crate::sync::{self, Kind};
-use crate::{cgroups, namespaces, process, seccomp, sys};
+use crate::{cgroups, console, namespaces, process, seccomp, sys};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -72,6 +73,8 @@ pub struct Launch<'a> {
     pub lsm: process::lsm::ExecLabels,
     /// process.oomScoreAdj, written by the parent.
     pub oom_score_adj: Option<i32>,
+    /// process.terminal: the pty to set up.
+    pub console: Option<console::Plan>,
 }
 
 impl Launch<'_> {
@@ -86,17 +89,30 @@ pub struct Created {
     pub saved: Saved,
     pub pidfd: OwnedFd,
     pub sync: OwnedFd,
+    /// The pty master (process.terminal) when no --console-socket took it:
+    /// a foreground run relays it.
+    pub console: Option<OwnedFd>,
 }
 
+/// `create`, or a detached `run`.
 pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
+    create_as(root, args, mode, mode == Mode::Create)
+}
+
+/// `detached`: nobody stays to relay a terminal, so process.terminal needs
+/// --console-socket (runc's rules, `console::check_flags`).
+pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> Result<Created> {
     crate::phase!("parse");
     state::validate_id(&args.id)?;
     let bundle = config::load(&args.bundle)?;
-    if args.console_socket.is_some() {
-        bail!("--console-socket needs process.terminal, which this xrun build does not support yet");
-    }
     let spec = &bundle.spec;
+    let terminal = spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false));
+    console::check_flags(terminal, detached, args.console_socket.as_deref())?;
     let ns = namespaces::Plan::from_spec(spec)?;
+    let console_plan = spec
+        .process()
+        .as_ref()
+        .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     // systemd socket activation passes through, after which --preserve-fds
     // counts, as in runc.
@@ -114,6 +130,12 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.personality().as_ref())
         .map(process::attrs::personality)
+        .transpose()?;
+    // Connected before anything exists, so a bad path leaves nothing behind.
+    let console_socket = args
+        .console_socket
+        .as_deref()
+        .map(console::socket::connect)
         .transpose()?;
 
     crate::phase!("state");
@@ -138,13 +160,16 @@ pub fn create(root: &Path, args: &CreateArgs, mode: Mode) -> Result<Created> {
         personality,
         lsm: process::lsm::ExecLabels::from_spec(spec, &process::lsm::Host::real()),
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+        console: console_plan,
     };
-    match start_init(&dir, &mut launch, &cgroup_layout, args.pid_file.as_deref()) {
-        Ok((saved, pidfd, sync)) => Ok(Created {
+    let pid_file = args.pid_file.as_deref();
+    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, console_socket.as_ref()) {
+        Ok((saved, pidfd, sync, console)) => Ok(Created {
             dir,
             saved,
             pidfd,
             sync,
+            console,
         }),
         Err(e) => {
             if let Some(record) = &launch.hook_state.cgroup {
@@ -233,7 +258,8 @@ fn start_init(
     launch: &mut Launch,
     cgroup_layout: &cgroups::layout::Layout,
     pid_file: Option<&Path>,
-) -> Result<(Saved, OwnedFd, OwnedFd)> {
+    console_socket: Option<&UnixStream>,
+) -> Result<(Saved, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let fifo = match launch.mode {
         Mode::Create => {
             let path = dir.fifo_path();
@@ -253,7 +279,7 @@ fn start_init(
     let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout)?;
     let record = cgroup.record.clone();
     launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync) = spawn(launch, Some(&record), cgroup.clone_into)?;
+    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, console_socket)?;
     let mut saved = launch.hook_state.clone();
     saved.pid = pid;
     saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
@@ -268,18 +294,20 @@ fn start_init(
         state::write_atomic(p, pid.to_string().as_bytes())?;
     }
     crate::phase!("created");
-    Ok((saved, pidfd, parent_sync))
+    Ok((saved, pidfd, parent_sync, console))
 }
 
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
-/// places it (v1/hybrid) and serves its requests until it is Ready. On
-/// error the child is killed and reaped. Returns its pid, pidfd and our end
-/// of the sync socket.
+/// places it (v1/hybrid) and serves its requests until it is Ready; its pty
+/// master goes to `console_socket`. On error the child is killed and
+/// reaped. Returns its pid, pidfd, our end of the sync socket, and the pty
+/// master when no socket took it.
 fn spawn(
     launch: &mut Launch,
     record: Option<&cgroups::Record>,
     clone_into: Option<OwnedFd>,
-) -> Result<(i32, OwnedFd, OwnedFd)> {
+    console_socket: Option<&UnixStream>,
+) -> Result<(i32, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
     launch.child_sync = child_sync.as_raw_fd();
     let mut into = clone_into.as_ref().map(|f| f.as_raw_fd());
@@ -325,13 +353,29 @@ fn spawn(
         Some(record) if into.is_none() => place(launch, record, pid, parent_sync.as_raw_fd()),
         _ => Ok(()),
     };
-    let result = placed.and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()));
-    if let Err(e) = result {
-        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::waitpid(pid, 0);
-        return Err(e);
+    let result = placed
+        .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
+        .and_then(|master| hand_over_console(launch, master, console_socket));
+    match result {
+        Ok(console) => Ok((pid, pidfd, parent_sync, console)),
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(pid, 0);
+            Err(e)
+        }
     }
-    Ok((pid, pidfd, parent_sync))
+}
+
+/// The pty master goes to --console-socket if there is one; otherwise it is
+/// kept for the caller (a foreground run or exec relays it).
+fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&UnixStream>) -> Result<Option<OwnedFd>> {
+    if launch.console.is_some() && master.is_none() {
+        bail!("container init set up no terminal");
+    }
+    match (master, socket) {
+        (Some(m), Some(s)) => console::socket::send_master(s, m).map(|()| None),
+        (m, _) => Ok(m),
+    }
 }
 
 /// Puts the child into its cgroup (v1/hybrid, or v2 without
@@ -345,8 +389,10 @@ fn place(launch: &Launch, record: &cgroups::Record, pid: i32, sync_fd: RawFd) ->
     Ok(())
 }
 
-/// Serves the child's requests until it reports Ready (or fails).
-fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
+/// Serves the child's requests until it reports Ready (or fails); returns
+/// the pty master it sent, if any.
+fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<OwnedFd>> {
+    let mut console = None;
     launch.hook_state.pid = pid;
     if let Some(adj) = launch.oom_score_adj {
         let proc = rootfs::procfs::Proc::open().context("open /proc")?;
@@ -386,7 +432,8 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
                 seccomp::notify::send_to_agent(profile, pid, &json, fd)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
-            Kind::Ready => return Ok(()),
+            Kind::Console if msg.fd.is_some() && console.is_none() => console = msg.fd,
+            Kind::Ready => return Ok(console),
             Kind::Failed => {
                 let f = msg.failure.expect("Failed frames carry a failure");
                 let _ = sys::waitpid(pid, 0);

@@ -29,4 +29,5 @@ mod rootfs;
 mod seccomp;
 mod security;
 mod state;
+mod terminal;
 mod time_ns;
