@@ -39,6 +39,16 @@ cargo test --bins
 echo "== integration tests (this host's cgroup layout)"
 cargo test --test integration -- --test-threads=2
 
+# xrun as the runtime of containerd, Docker and podman (private daemons,
+# an image built offline). XRUN_SKIP_E2E=1 skips the stage.
+if [ "${XRUN_SKIP_E2E:-0}" = 1 ]; then
+    echo "== end-to-end stage skipped (XRUN_SKIP_E2E=1)"
+else
+    echo "== end-to-end stage: containerd, Docker, podman"
+    cargo build --quiet
+    tests/e2e/run.sh --runtime "$PWD/target/debug/xrun"
+fi
+
 # Pure cgroup v2 lives in a VM (this host may be hybrid or v1): the cgroup,
 # events and lifecycle tests run again there. XRUN_SKIP_VM=1 skips the stage.
 if [ "${XRUN_SKIP_VM:-0}" = 1 ]; then
