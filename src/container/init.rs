@@ -83,6 +83,10 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     };
     if let Some(console) = &l.console {
         crate::console::setup(console, sync_fd)?;
+    } else if l.mode != Mode::Exec {
+        // A session of its own, as runc gives every init: a terminal's
+        // Ctrl-C then reaches only xrun, which forwards it once.
+        sys::setsid().at(Step::Console, "setsid")?;
     }
     p.enter_cwd()?;
     p.apply_rlimits()?;

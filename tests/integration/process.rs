@@ -294,3 +294,18 @@ fn listen_fds_for_another_process_are_ignored() {
     assert_eq!(numbers, [0, 1, 2], "{:?}", report.fds());
     t.assert_clean(&t.id);
 }
+
+#[test]
+fn init_leads_its_own_session() {
+    let Some(mut t) = TestEnv::new() else { return };
+    // `read` is a shell builtin: /proc/self/stat is the shell's own (pid 1).
+    t.args(&[
+        "sh",
+        "-c",
+        "read -r pid comm state ppid pgrp sid rest < /proc/self/stat; echo SID=$sid PGRP=$pgrp",
+    ]);
+    let out = t.run(&t.id, &[]);
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "SID=1 PGRP=1", "{out:?}");
+    t.assert_clean(&t.id);
+}
