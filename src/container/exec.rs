@@ -48,12 +48,7 @@ pub fn start(
         Some(record) => cgroups::open_for_clone(record)?,
         None => None,
     };
-    let personality = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-        .map(process::attrs::personality)
-        .transpose()?;
+    let personality = process::attrs::personality_of(spec)?;
     let mut launch = Launch {
         id: saved.id.clone(),
         mode: Mode::Exec,

@@ -125,12 +125,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     let cgroup_layout = cgroups::layout::Layout::detect()?;
     let rootfs = rootfs_plan(&bundle, args, &ns, &cgroup_layout)?;
     let seccomp = seccomp::from_spec(spec)?;
-    let personality = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-        .map(process::attrs::personality)
-        .transpose()?;
+    let personality = process::attrs::personality_of(spec)?;
     // Connected before anything exists, so a bad path leaves nothing behind.
     let console_socket = args
         .console_socket

@@ -158,6 +158,15 @@ pub fn affinity(a: &ExecCPUAffinity) -> Result<(CpuMask, CpuMask)> {
     Ok((parse("initial", a.initial())?, parse("final", a.cpu_affinity_final())?))
 }
 
+/// The config's linux.personality, if any, as personality(2) takes it.
+pub fn personality_of(spec: &oci_spec::runtime::Spec) -> Result<Option<libc::c_ulong>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+        .map(personality)
+        .transpose()
+}
+
 /// linux.personality as the persona personality(2) takes.
 pub fn personality(p: &LinuxPersonality) -> Result<libc::c_ulong> {
     const PER_LINUX: libc::c_ulong = 0x0000;
