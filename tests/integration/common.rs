@@ -518,6 +518,9 @@ pub struct TestEnv {
     helpers: Vec<Child>,
     /// Identities of dir, bundle and rootfs, to spot container processes.
     anchors: Vec<(u64, u64)>,
+    /// A short directory under /tmp for unix sockets: a socket path must fit
+    /// in sun_path (108 bytes), which `dir` may not in a deep checkout.
+    pub sockets: PathBuf,
 }
 
 impl TestEnv {
@@ -545,7 +548,14 @@ impl TestEnv {
             .iter()
             .filter_map(|p| dir_identity(p))
             .collect();
+        let sockets = Path::new("/tmp").join(format!(
+            "xrun-it.{}.{}",
+            std::process::id(),
+            OUTPUT_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&sockets).unwrap();
         let mut env = TestEnv {
+            sockets,
             id: String::new(),
             dir,
             root,
@@ -781,6 +791,7 @@ impl Drop for TestEnv {
         }
         unmount_under(&self.dir);
         remove_tree(&self.dir);
+        remove_tree(&self.sockets);
     }
 }
 

@@ -630,7 +630,7 @@ fn notify_reaches_the_agent_which_answers() {
     // hand the listener over.
     for nnp in [false, true] {
         let id = t.new_id(if nnp { "notify-nnp" } else { "notify" });
-        let sock = t.dir.join(format!("{id}.sock"));
+        let sock = t.sockets.join(format!("{id}.sock"));
         let agent = agent::Agent::start(&sock);
         t.config["process"]["noNewPrivileges"] = json!(nnp);
         t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
@@ -688,7 +688,7 @@ fn unreachable_agent_fails_create_cleanly() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
-    let sock = t.dir.join("nobody-listens.sock");
+    let sock = t.sockets.join("nobody-listens.sock");
     t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
     create_refuses(&t, "listenerPath");
 }

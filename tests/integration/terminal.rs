@@ -27,7 +27,7 @@ fn terminal_env(args: &[&str]) -> Option<TestEnv> {
 }
 
 fn listen(env: &TestEnv) -> (UnixListener, PathBuf) {
-    let path = env.dir.join("console.sock");
+    let path = env.sockets.join("console.sock");
     let listener = UnixListener::bind(&path).unwrap();
     listener.set_nonblocking(true).unwrap();
     (listener, path)
