@@ -1,4 +1,4 @@
-//! `xrun delete`: remove a stopped (or created, or with --force any)
+//! `xrun delete`: remove a stopped or created (or with --force any)
 //! container and everything it owned, then run the poststop hooks.
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -28,8 +28,10 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
     let saved = dir.load()?;
     match dir.status(&saved) {
         Status::Stopped => {}
-        // A created container is not stopped either: the spec wants an error
-        // (runc deletes it anyway); --force kills it.
+        // A created container's process never ran: runc, crun and youki
+        // delete it without --force, and containerd's shim relies on that
+        // (the spec's wording would refuse it).
+        Status::Created => kill_and_wait(&saved)?,
         _ if force => kill_and_wait(&saved)?,
         status => bail!("cannot delete container {} that is not stopped: {status}", saved.id),
     }
