@@ -11,18 +11,6 @@ use crate::sys;
 // The seccomp names are crate::seccomp's (ACTIONS, OPERATORS, ARCHES, FLAGS).
 use crate::seccomp::{ACTIONS as SECCOMP_ACTIONS, ARCHES as SECCOMP_ARCHES, OPERATORS as SECCOMP_OPERATORS};
 
-/// The seccomp(2) flag bits to probe a flag name with. WAIT_KILLABLE_RECV
-/// is only valid together with NEW_LISTENER (8).
-fn seccomp_flag_bits(name: &str) -> Option<u32> {
-    Some(match name {
-        "SECCOMP_FILTER_FLAG_TSYNC" => 1,
-        "SECCOMP_FILTER_FLAG_LOG" => 2,
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => 4,
-        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => 32 | 8,
-        _ => return None,
-    })
-}
-
 /// Every option `rootfs::mounts::parse_options` turns into a flag, a
 /// propagation or a recursive attribute (anything else goes to the
 /// filesystem as data). `tmpcopyup` is parsed but not implemented, and
@@ -194,7 +182,7 @@ fn features() -> Features {
                 supported_flags: crate::seccomp::FLAGS
                     .iter()
                     .copied()
-                    .filter(|f| seccomp_flag_bits(f).is_some_and(sys::seccomp_flags_known))
+                    .filter(|f| crate::seccomp::flag_probe_bits(f).is_some_and(sys::seccomp_flags_known))
                     .collect(),
             },
             apparmor: Enabled { enabled: true },
@@ -255,7 +243,7 @@ mod tests {
         }
         for f in crate::seccomp::FLAGS {
             serde_json::from_value::<oci_spec::runtime::LinuxSeccompFilterFlag>(serde_json::json!(f)).unwrap();
-            assert!(seccomp_flag_bits(f).is_some(), "{f} has no probe");
+            assert!(crate::seccomp::flag_probe_bits(f).is_some(), "{f} has no probe");
         }
         for a in SECCOMP_ARCHES {
             serde_json::from_value::<oci_spec::runtime::Arch>(serde_json::json!(a)).unwrap();

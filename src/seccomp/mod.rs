@@ -63,6 +63,7 @@ pub const RET_TRACE: u32 = 0x7ff0_0000;
 pub const RET_LOG: u32 = 0x7ffc_0000;
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 
+const FLAG_TSYNC: u32 = 1 << 0;
 const FLAG_LOG: u32 = 1 << 1;
 const FLAG_SPEC_ALLOW: u32 = 1 << 2;
 const FLAG_NEW_LISTENER: u32 = 1 << 3;
@@ -241,9 +242,8 @@ pub fn load(f: &Filter) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
     crate::sys::seccomp_set_filter(f.flags, &f.program)
 }
 
-// What `xrun features` may list: exactly what `compile` accepts (checked by
-// a unit test). The lead wires them into src/cmd/features.rs.
-#[allow(dead_code)]
+// What `xrun features` lists: exactly what `compile` accepts (checked by a
+// unit test).
 pub const ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
     "SCMP_ACT_ERRNO",
@@ -255,7 +255,6 @@ pub const ACTIONS: &[&str] = &[
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
-#[allow(dead_code)]
 pub const OPERATORS: &[&str] = &[
     "SCMP_CMP_EQ",
     "SCMP_CMP_GE",
@@ -265,15 +264,26 @@ pub const OPERATORS: &[&str] = &[
     "SCMP_CMP_MASKED_EQ",
     "SCMP_CMP_NE",
 ];
-#[allow(dead_code)]
 pub const ARCHES: &[&str] = &["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"];
-#[allow(dead_code)]
 pub const FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_TSYNC",
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
+
+/// The seccomp(2) flag bits that ask the kernel for flag `name` (for
+/// probing which it supports); WAIT_KILLABLE_RECV is only valid together
+/// with NEW_LISTENER.
+pub fn flag_probe_bits(name: &str) -> Option<u32> {
+    Some(match name {
+        "SECCOMP_FILTER_FLAG_TSYNC" => FLAG_TSYNC,
+        "SECCOMP_FILTER_FLAG_LOG" => FLAG_LOG,
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => FLAG_SPEC_ALLOW,
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => FLAG_WAIT_KILLABLE_RECV | FLAG_NEW_LISTENER,
+        _ => return None,
+    })
+}
 
 #[cfg(test)]
 mod tests;
