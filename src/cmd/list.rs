@@ -43,6 +43,7 @@ fn load_all(root: &Path) -> Vec<Entry> {
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let mut entries = Vec::new();
     for name in names {
         let (path, saved) = match ContainerDir::load_unlocked(root, &name) {
@@ -55,21 +56,16 @@ fn load_all(root: &Path) -> Vec<Entry> {
         let uid = std::fs::metadata(&path).map(|m| m.uid()).unwrap_or(0);
         entries.push(Entry {
             status: state::status_of(&path, &saved),
-            owner: user_name(uid),
+            owner: user_name(&passwd, uid),
             saved,
         });
     }
     entries
 }
 
-/// The user name of `uid` from /etc/passwd, or "#uid" as runc writes it.
-fn user_name(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2].parse() == Ok(uid))
-        .map_or_else(|| format!("#{uid}"), |f| f[0].to_string())
+/// The user name of `uid` in `passwd`, or "#uid" as runc writes it.
+fn user_name(passwd: &str, uid: u32) -> String {
+    crate::process::passwd_field(passwd, uid, 0).map_or_else(|| format!("#{uid}"), str::to_string)
 }
 
 fn json(entries: &[Entry]) -> Result<String> {
@@ -160,7 +156,8 @@ mod tests {
 
     #[test]
     fn unknown_uids_are_shown_by_number() {
-        assert_eq!(user_name(0), "root");
-        assert_eq!(user_name(4_000_000_000), "#4000000000");
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        assert_eq!(user_name(&passwd, 0), "root");
+        assert_eq!(user_name(&passwd, 4_000_000_000), "#4000000000");
     }
 }

@@ -1,4 +1,4 @@
-//! A foreground `run` (later `exec`) with a terminal and no console socket:
+//! A foreground `run` or `exec` with a terminal and no console socket:
 //! the caller's stdio is relayed to the pty master. Our terminal, if stdin
 //! is one, is put in raw mode (the container's pty does the line editing)
 //! and restored on every way out; SIGWINCH resizes the pty to our window;

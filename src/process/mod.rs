@@ -218,9 +218,14 @@ impl Plan {
 }
 
 fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd_field(passwd, uid, 5).map(str::to_string)
+}
+
+/// Field `index` (0 name, 5 home) of the /etc/passwd line for `uid`.
+pub fn passwd_field(passwd: &str, uid: u32, index: usize) -> Option<&str> {
     passwd.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+        (f.len() > index.max(2) && f[2].parse() == Ok(uid)).then(|| f[index])
     })
 }
 
