@@ -35,12 +35,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         .as_deref()
         .map(crate::console::socket::connect)
         .transpose()?;
-    // Blocked before clone so none is lost; the child unblocks its copy.
-    let signals = if args.detach {
-        None
-    } else {
-        Some(sys::signalfd_for(&crate::cmd::run::FORWARDED)?)
-    };
+    let signals = crate::cmd::run::forwarded_signals(args.detach)?;
     let started = exec::start(
         &dir,
         &saved,
@@ -58,11 +53,9 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
     if let Some(p) = &args.pid_file {
         state::write_atomic(p, started.pid.to_string().as_bytes())?;
     }
-    match (signals, started.console) {
-        (None, _) => Ok(0),
-        // -t without --console-socket: relay the pty to our caller.
-        (Some(signals), Some(master)) => crate::console::relay::relay(master, started.pid, &started.pidfd, &signals),
-        (Some(signals), None) => crate::cmd::run::wait_forwarding(started.pid, &started.pidfd, &signals),
+    match signals {
+        None => Ok(0),
+        Some(signals) => crate::cmd::run::wait_foreground(started.pid, &started.pidfd, &signals, started.console),
     }
 }
 

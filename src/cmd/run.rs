@@ -14,7 +14,7 @@ use crate::state::{ContainerDir, Status};
 use crate::{hooks, sys};
 
 /// Signals a foreground `run` passes on to the container.
-pub const FORWARDED: [libc::c_int; 11] = [
+const FORWARDED: [libc::c_int; 11] = [
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -29,12 +29,7 @@ pub const FORWARDED: [libc::c_int; 11] = [
 ];
 
 pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
-    // Blocked before clone so none is lost; the child unblocks its copy.
-    let signals = if args.detach {
-        None
-    } else {
-        Some(sys::signalfd_for(&FORWARDED)?)
-    };
+    let signals = forwarded_signals(args.detach)?;
     let created = container::create_as(root, &args.create, Mode::Run, args.detach)?;
     let released = container::run_prestart(&created.saved).and_then(|()| container::release_over_sync(&created.sync));
     if let Err(e) = released {
@@ -59,11 +54,7 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     drop(dir);
     let Some(signals) = signals else { return Ok(0) };
 
-    // process.terminal without --console-socket: relay the pty.
-    let code = match console {
-        Some(master) => crate::console::relay::relay(master, saved.pid, &pidfd, &signals)?,
-        None => wait_forwarding(saved.pid, &pidfd, &signals)?,
-    };
+    let code = wait_foreground(saved.pid, &pidfd, &signals, console)?;
     if !args.keep {
         if let Ok(dir) = ContainerDir::open(root, &saved.id) {
             crate::cmd::delete::destroy(dir, true)?;
@@ -72,8 +63,28 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Forwards signals until the container's init exits; returns its exit code.
-pub fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
+/// The signalfd a foreground `run` or `exec` forwards from, made before
+/// clone so no signal is lost (the child unblocks its copy); None when
+/// detached.
+pub fn forwarded_signals(detach: bool) -> Result<Option<OwnedFd>> {
+    if detach {
+        return Ok(None);
+    }
+    Ok(Some(sys::signalfd_for(&FORWARDED)?))
+}
+
+/// Waits for the foreground process `pid`, relaying its pty when it has one
+/// (process.terminal without --console-socket), else forwarding signals;
+/// returns its exit code.
+pub fn wait_foreground(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd, console: Option<OwnedFd>) -> Result<i32> {
+    match console {
+        Some(master) => crate::console::relay::relay(master, pid, pidfd, signals),
+        None => wait_forwarding(pid, pidfd, signals),
+    }
+}
+
+/// Forwards signals until the process exits; returns its exit code.
+fn wait_forwarding(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd) -> Result<i32> {
     let mut fds = [
         libc::pollfd {
             fd: signals.as_raw_fd(),
