@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
 use layout::{Kind, Layout};
@@ -208,6 +208,7 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
+    refuse_busy(layout, &path)?;
     match build(layout, &path, resources, devices, &mut record) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
@@ -220,45 +221,114 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
     }
 }
 
-/// Device nodes every container may use (as runc allows them), in the
-/// device cgroup's rule form: type, major, minor (-1 = any), access.
-const DEFAULT_DEVICE_RULES: [(&str, i64, i64, &str); 11] = [
-    ("c", -1, -1, "m"),
-    ("b", -1, -1, "m"),
-    ("c", 1, 3, "rwm"),    // null
-    ("c", 1, 5, "rwm"),    // zero
-    ("c", 1, 7, "rwm"),    // full
-    ("c", 1, 8, "rwm"),    // random
-    ("c", 1, 9, "rwm"),    // urandom
-    ("c", 5, 0, "rwm"),    // tty
-    ("c", 5, 1, "rwm"),    // console
-    ("c", 5, 2, "rwm"),    // ptmx
-    ("c", 136, -1, "rwm"), // pts
+/// Refuses a cgroup that already exists and has processes in it (anywhere
+/// below) or is frozen, with runc's words: the init would join strangers, or
+/// freeze on arrival and never report back. Checked before anything is
+/// created, so a refusal leaves nothing behind; the existing cgroup is not
+/// touched. Every hierarchy is checked (runc looks only at "devices").
+fn refuse_busy(layout: &Layout, path: &Path) -> Result<()> {
+    let own = layout::own_cgroups();
+    let own_of = |name: &str| own.get(name).map(PathBuf::as_path);
+    let mut dirs = Vec::new();
+    let mut freezers = Vec::new();
+    if layout.kind == Kind::Unified {
+        let dir = dir_in(Path::new(layout::ROOT), own_of(""), path, true);
+        freezers.push(dir.clone());
+        dirs.push(dir);
+    } else {
+        for (name, mount) in &layout.v1 {
+            let dir = dir_in(mount, own_of(name), path, false);
+            if name == "freezer" {
+                freezers.push(dir.clone());
+            }
+            dirs.push(dir);
+        }
+        if let Some(mount) = &layout.unified {
+            let dir = dir_in(mount, own_of(""), path, false);
+            freezers.push(dir.clone());
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        let n = count_procs(dir);
+        if n > 0 {
+            bail!("container's cgroup is not empty: {n} process(es) found");
+        }
+    }
+    // A cgroup yet to be made freezes with its parent: check the nearest
+    // existing directory.
+    let existing = |d: &PathBuf| d.ancestors().find(|a| a.is_dir()).map(Path::to_path_buf);
+    if freezers.iter().filter_map(existing).any(|d| is_dir_frozen(&d)) {
+        bail!("container's cgroup unexpectedly frozen");
+    }
+    Ok(())
+}
+
+/// Processes in a cgroup and every cgroup below it.
+fn count_procs(dir: &Path) -> usize {
+    let here = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let below: usize = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| count_procs(&e.path()))
+        .sum();
+    here + below
+}
+
+/// Whether an existing cgroup directory is frozen or freezing, by itself or
+/// through an ancestor: v1 freezer.state, v2 cgroup.freeze or cgroup.events.
+fn is_dir_frozen(dir: &Path) -> bool {
+    if let Ok(state) = std::fs::read_to_string(dir.join("freezer.state")) {
+        return matches!(state.trim(), "FROZEN" | "FREEZING");
+    }
+    let freeze = std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+    let events =
+        std::fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"));
+    freeze || events
+}
+
+/// Device nodes every container may use (runc's AllowedDevices), in the
+/// device cgroup's rule form: type, major, minor (-1 = any), access, and the
+/// node's path when it is one a `linux.devices` entry can replace.
+const DEFAULT_DEVICE_RULES: [(&str, i64, i64, &str, Option<&str>); 11] = [
+    ("c", -1, -1, "m", None),
+    ("b", -1, -1, "m", None),
+    ("c", 1, 3, "rwm", Some("/dev/null")),
+    ("c", 1, 8, "rwm", Some("/dev/random")),
+    ("c", 1, 7, "rwm", Some("/dev/full")),
+    ("c", 5, 0, "rwm", Some("/dev/tty")),
+    ("c", 1, 5, "rwm", Some("/dev/zero")),
+    ("c", 1, 9, "rwm", Some("/dev/urandom")),
+    ("c", 136, -1, "rwm", None), // pts
+    ("c", 5, 2, "rwm", None),    // ptmx
+    ("c", 10, 200, "rwm", None), // net/tun, kept by runc for compatibility
 ];
 
-/// The device rules to enforce, as runc does: deny everything, then the
-/// config's rules (an allow-all among them lifts the deny), then the
-/// defaults, then an allow rule for each `linux.devices` node.
+/// The device rules to enforce, as runc 1.4 builds them: deny everything,
+/// then `linux.resources.devices` in order, then the default devices. A
+/// `linux.devices` entry only creates the node: it adds no allow rule, so a
+/// deny in the config is never overridden by it, and a default whose path
+/// it names is dropped (the config's node replaces it).
 fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
     let mut r = r.clone();
     let deny_all = serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"}));
     let mut rules: Vec<LinuxDeviceCgroup> = deny_all.into_iter().collect();
     rules.extend(r.devices().iter().flatten().cloned());
-    for (typ, major, minor, access) in DEFAULT_DEVICE_RULES {
+    for (typ, major, minor, access, path) in DEFAULT_DEVICE_RULES {
+        if path.is_some_and(|p| devices.iter().any(|d| d.path() == Path::new(p))) {
+            continue;
+        }
         let rule = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
         if let Ok(rule) = serde_json::from_value(rule) {
             rules.push(rule);
         }
     }
-    // FIFOs are not devices to the device cgroup.
-    rules.extend(devices.iter().filter(|d| d.typ() != LinuxDeviceType::P).map(|d| {
-        let mut rule = LinuxDeviceCgroup::from(d);
-        if d.typ() == LinuxDeviceType::U {
-            // An unbuffered char device is a char device to the cgroup.
-            rule.set_typ(Some(LinuxDeviceType::C));
-        }
-        rule
-    }));
     r.set_devices(Some(rules));
     r
 }
@@ -521,6 +591,59 @@ mod tests {
             dir_in(u, own, Path::new("/../../x"), true),
             PathBuf::from("/sys/fs/cgroup/x")
         );
+    }
+
+    fn device_rules(resources: serde_json::Value, devices: serde_json::Value) -> Vec<String> {
+        let r: LinuxResources = serde_json::from_value(resources).unwrap();
+        let d: Vec<oci_spec::runtime::LinuxDevice> = serde_json::from_value(devices).unwrap();
+        v1::writes(&with_default_devices(&r, &d))
+            .unwrap()
+            .into_iter()
+            .map(|(_, w)| format!("{} {}", w.file, w.value))
+            .collect()
+    }
+
+    #[test]
+    fn linux_devices_add_no_allow_rule() {
+        let kmsg = serde_json::json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        let rules = device_rules(
+            serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
+            kmsg,
+        );
+        assert!(!rules.iter().any(|r| r.contains("1:11")), "{rules:?}");
+        assert_eq!(rules[..2], ["devices.deny a *:* rwm", "devices.deny a *:* rwm"]);
+        assert!(rules.contains(&"devices.allow c 1:3 rwm".to_string()), "{rules:?}");
+        assert_eq!(rules.last().map(String::as_str), Some("devices.allow c 10:200 rwm"));
+    }
+
+    #[test]
+    fn a_linux_device_replaces_the_default_of_its_path() {
+        let tty = serde_json::json!([{"path": "/dev/tty", "type": "c", "major": 5, "minor": 0}]);
+        let rules = device_rules(serde_json::json!({}), tty);
+        assert!(!rules.iter().any(|r| r.contains("5:0")), "{rules:?}");
+        assert!(rules.contains(&"devices.allow c 5:2 rwm".to_string()), "{rules:?}");
+    }
+
+    #[test]
+    fn busy_cgroup_checks_read_the_kernel_files() {
+        let base = std::env::temp_dir().join(format!("xrun-cg-busy-{}", crate::sys::getpid()));
+        std::fs::create_dir_all(base.join("child")).unwrap();
+        assert_eq!(count_procs(&base), 0);
+        std::fs::write(base.join("cgroup.procs"), "12\n").unwrap();
+        std::fs::write(base.join("child/cgroup.procs"), "13\n14\n").unwrap();
+        assert_eq!(count_procs(&base), 3);
+        assert!(!is_dir_frozen(&base));
+        for (file, text, frozen) in [
+            ("freezer.state", "FREEZING\n", true),
+            ("freezer.state", "THAWED\n", false),
+        ] {
+            std::fs::write(base.join(file), text).unwrap();
+            assert_eq!(is_dir_frozen(&base), frozen, "{file} {text}");
+        }
+        std::fs::remove_file(base.join("freezer.state")).unwrap();
+        std::fs::write(base.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
+        assert!(is_dir_frozen(&base));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

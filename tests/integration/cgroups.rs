@@ -893,6 +893,133 @@ fn devices_are_denied_by_default_without_rules() {
     t.assert_clean(&id);
 }
 
+/// linux.devices only creates nodes: the config's device rules decide who
+/// may open them (runc's dev.bats "device cgroup deny"), whether the deny
+/// is the list's start or a rule after an allow-all.
+#[test]
+fn linux_devices_do_not_override_a_device_deny() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYSLOG"];
+    for set in ["bounding", "effective", "permitted"] {
+        t.config["process"]["capabilities"][set] = json!(caps);
+    }
+    t.config["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+    t.args(&["checker", "--path", "/dev/kmsg", "--sleep", "60"]);
+    let deny_all = json!([{"allow": false, "access": "rwm"}]);
+    let deny_after_allow_all = json!([
+        {"allow": true, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}
+    ]);
+    for (stem, rules) in [("deny-all", deny_all), ("deny-kmsg", deny_after_allow_all)] {
+        let id = t.new_id(stem);
+        resources(&mut t)["devices"] = rules;
+        let created = t.create(&id, &[]);
+        created.assert_ok();
+        t.rt(&["start", &id]).assert_ok();
+        let report = t.wait_checker(&created);
+        let kmsg = report.path("/dev/kmsg");
+        assert_eq!(kmsg["type"], "chr", "{stem}: {kmsg}");
+        assert_eq!(kmsg["write"], "EPERM", "{stem}: {kmsg}");
+        assert_eq!(kmsg["read"], "EPERM", "{stem}: {kmsg}");
+        if layout() != Layout::Unified {
+            // What the kernel enforces, as the host sees it.
+            let list = ContainerCgroup::of(&t, &id).read("devices", "devices.list");
+            assert!(
+                !list.lines().any(|l| l.starts_with("c 1:11 ")),
+                "{stem}: devices.list:\n{list}"
+            );
+        }
+        t.rt(&["delete", "--force", &id]).assert_ok();
+        t.assert_clean(&id);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cgroup that already exists
+
+/// The host directory of absolute cgroup `path` in the hierarchy holding
+/// `controller` (v1), or the cgroup2 one on a unified host.
+fn existing_cgroup_dir(controller: &str, path: &str) -> PathBuf {
+    let hs = hierarchies("self");
+    let h = if layout() == Layout::Unified {
+        hs.iter().find(|h| h.is_v2())
+    } else {
+        hs.iter().find(|h| h.has(controller))
+    };
+    h.unwrap_or_else(|| panic!("no {controller} hierarchy in {hs:?}"))
+        .host_dir(path)
+}
+
+/// runc refuses a cgroup that is frozen before the container starts; the
+/// init would freeze on arrival and never report back.
+#[test]
+fn frozen_existing_cgroup_is_refused() {
+    let mut guard = RmdirGuard::default();
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let path = format!("/xrun-test-frozen-{id}");
+    t.config["linux"]["cgroupsPath"] = json!(path);
+    let dir = existing_cgroup_dir("freezer", &path);
+    let (file, frozen, thawed) = if layout() == Layout::Unified {
+        ("cgroup.freeze", "1", "0")
+    } else {
+        ("freezer.state", "FROZEN", "THAWED")
+    };
+    fs::create_dir(&dir).unwrap();
+    guard.0.push(dir.clone());
+    fs::write(dir.join(file), frozen).unwrap();
+    // Every other directory is one the runtime would have to make.
+    let made: Vec<PathBuf> = absolute_dirs(&path).into_iter().filter(|d| *d != dir).collect();
+
+    assert_create_fails_cleanly(&t, &id, &["container's cgroup unexpectedly frozen"], &made);
+    t.write_config();
+    let bundle = t.bundle.to_string_lossy().into_owned();
+    let out = t
+        .spawn(&["run", "-d", "--bundle", &bundle, &id])
+        .wait(Duration::from_secs(10));
+    out.assert_fails();
+    assert!(
+        out.stderr.contains("container's cgroup unexpectedly frozen"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.elapsed < Duration::from_secs(3), "refusal took {:?}", out.elapsed);
+    t.assert_clean(&id);
+    assert_no_dirs(&made);
+    assert!(dir.is_dir(), "the existing cgroup {} was removed", dir.display());
+    assert_eq!(fs::read_to_string(dir.join(file)).unwrap().trim(), frozen);
+    fs::write(dir.join(file), thawed).unwrap();
+}
+
+/// runc (1.2 on; 1.1 only warns) refuses a cgroup that already has
+/// processes in it.
+#[test]
+fn non_empty_existing_cgroup_is_refused() {
+    let mut guard = RmdirGuard::default();
+    let Some(mut t) = TestEnv::new() else { return };
+    if xrun_only() {
+        return;
+    }
+    let id = t.id.clone();
+    let path = format!("/xrun-test-busy-{id}");
+    t.config["linux"]["cgroupsPath"] = json!(path);
+    // runc looks at the devices hierarchy on v1.
+    let dir = existing_cgroup_dir("devices", &path);
+    fs::create_dir(&dir).unwrap();
+    guard.0.push(dir.clone());
+    let sleeper = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+    let pid = sleeper.id();
+    t.add_helper(sleeper);
+    fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    let made: Vec<PathBuf> = absolute_dirs(&path).into_iter().filter(|d| *d != dir).collect();
+
+    assert_create_fails_cleanly(&t, &id, &["container's cgroup is not empty"], &made);
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.to_string(), "the cgroup's process was disturbed");
+    // The test's TestEnv kills the sleep (by PID) before the guard removes
+    // the cgroup.
+}
+
 // ---------------------------------------------------------------------------
 // update
 

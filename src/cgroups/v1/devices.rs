@@ -4,9 +4,8 @@
 //! of "a" resets to deny-all, an allow of "a" to allow-all, and other rules
 //! add or remove exceptions. Nothing is written without `devices`.
 //!
-//! Only `linux.resources.devices` is converted: the caller appends the
-//! allow rules for `linux.devices` and runc's default devices to the list
-//! before calling, as runc does.
+//! Only `linux.resources.devices` is converted: the caller appends runc's
+//! default devices to the list before calling, as runc does.
 
 use anyhow::{bail, Result};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
