@@ -20,7 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::Hooks;
+use oci_spec::runtime::{Hooks, LinuxNamespaceType};
 
 use crate::cli::CreateArgs;
 use crate::config::{self, Bundle};
@@ -203,7 +203,10 @@ fn rootfs_plan<'a>(
     }
     let devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[])).map_err(|e| anyhow!(e))?;
     let cgroups = if mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")) {
-        mounts::CgroupLayout::from_layout(cgroup_layout)
+        let cgroupns = linux
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|ns| ns.typ() == LinuxNamespaceType::Cgroup));
+        mounts::CgroupLayout::from_layout(cgroup_layout, cgroupns)
     } else {
         mounts::CgroupLayout::default()
     };
@@ -273,6 +276,10 @@ fn start_init(
     crate::phase!("cgroup");
     let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout)?;
     let record = cgroup.record.clone();
+    if let Root::Build(plan) = &mut launch.root {
+        // The cgroup mount binds these in (see mounts::mount_cgroup).
+        plan.cgroups.set_own_dirs(record.dirs())?;
+    }
     launch.hook_state.cgroup = Some(cgroup.record);
     let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, console_socket)?;
     let mut saved = launch.hook_state.clone();

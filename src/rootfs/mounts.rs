@@ -155,12 +155,19 @@ pub struct CgroupLayout {
     /// A cgroup2 mount exists (unified, or hybrid at /sys/fs/cgroup/unified).
     pub unified_only: bool,
     pub hybrid: bool,
+    /// The container has a cgroup namespace: a fresh mount shows only its
+    /// own cgroup (the namespace's root).
+    pub cgroupns: bool,
+    /// The container's cgroup directories on the host, by hierarchy (the
+    /// directory name under /sys/fs/cgroup; "" for cgroup2 on a unified
+    /// host), bound in where a fresh mount would show the host's tree.
+    pub own_dirs: Vec<(String, CString)>,
 }
 
 impl CgroupLayout {
     /// The host's hierarchies as the cgroup module found them: each v1
     /// mount once, named by its directory, with its controllers as options.
-    pub fn from_layout(l: &crate::cgroups::layout::Layout) -> CgroupLayout {
+    pub fn from_layout(l: &crate::cgroups::layout::Layout, cgroupns: bool) -> CgroupLayout {
         let mut v1: Vec<(String, String)> = Vec::new();
         for (controller, mount) in &l.v1 {
             let Some(name) = mount
@@ -182,7 +189,32 @@ impl CgroupLayout {
             v1,
             unified_only: l.kind == crate::cgroups::layout::Kind::Unified,
             hybrid: l.kind == crate::cgroups::layout::Kind::Hybrid,
+            cgroupns,
+            own_dirs: Vec::new(),
         }
+    }
+
+    /// Records the container's cgroup directories (known once the parent
+    /// has made them), each under the hierarchy it belongs to.
+    pub fn set_own_dirs<'p>(&mut self, dirs: impl Iterator<Item = &'p PathBuf>) -> io::Result<()> {
+        let root = Path::new(crate::cgroups::layout::ROOT);
+        for dir in dirs {
+            let Ok(rel) = dir.strip_prefix(root) else { continue };
+            let name = match rel.components().next() {
+                Some(first) if !self.unified_only => first.as_os_str().to_string_lossy().into_owned(),
+                _ => String::new(),
+            };
+            self.own_dirs.push((name, sys::cstring(dir)?));
+        }
+        Ok(())
+    }
+
+    fn own_dir(&self, name: &str) -> io::Result<&CString> {
+        self.own_dirs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
     }
 }
 
@@ -325,11 +357,15 @@ fn finish(root: RawFd, dest: &Path, opts: &Options) -> io::Result<()> {
 
 /// A `cgroup` mount: cgroup2 on a unified host; on v1/hybrid a tmpfs with one
 /// mount per host hierarchy (plus `unified` on hybrid), as runc lays it out.
+/// Each hierarchy shows only the container's own cgroup (see
+/// `mount_hierarchy`).
 fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) -> io::Result<()> {
+    let cg = ctx.cgroups;
     let tpath = resolve::fd_path(target.as_raw_fd());
     let flags = opts.flags & !(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_REC);
-    if ctx.cgroups.unified_only || ctx.cgroups.v1.is_empty() {
-        return sys::mount(Some(c"cgroup2"), &tpath, Some(c"cgroup2"), flags, None);
+    if cg.unified_only || cg.v1.is_empty() {
+        let reopen = || resolve::open(ctx.root, dest, libc::O_DIRECTORY);
+        return mount_hierarchy(cg, "", None, &tpath, flags, reopen);
     }
     let tmpfs_flags = (flags & !libc::MS_RDONLY) | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let tmpfs_data = match ctx.mount_context {
@@ -339,38 +375,23 @@ fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) ->
     .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     sys::mount(Some(c"tmpfs"), &tpath, Some(c"tmpfs"), tmpfs_flags, Some(&tmpfs_data))?;
     let dir = resolve::open(ctx.root, dest, libc::O_DIRECTORY)?;
-    let mut subs: Vec<(&str, Option<&str>)> = ctx
-        .cgroups
-        .v1
-        .iter()
-        .map(|(n, o)| (n.as_str(), Some(o.as_str())))
-        .collect();
-    if ctx.cgroups.hybrid {
+    let mut subs: Vec<(&str, Option<&str>)> = cg.v1.iter().map(|(n, o)| (n.as_str(), Some(o.as_str()))).collect();
+    if cg.hybrid {
         subs.push(("unified", None));
     }
     for (name, controllers) in subs {
         sys::mkdirat(dir.as_raw_fd(), Path::new(name), 0o755)?;
-        let sub = sys::openat(dir.as_raw_fd(), Path::new(name), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let open_sub = || sys::openat(dir.as_raw_fd(), Path::new(name), libc::O_PATH | libc::O_DIRECTORY, 0);
+        let sub = open_sub()?;
         let spath = resolve::fd_path(sub.as_raw_fd());
-        let res = match controllers {
-            Some(c) => {
-                let data = CString::new(c).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-                sys::mount(Some(c"cgroup"), &spath, Some(c"cgroup"), flags, Some(&data))
-            }
-            None => sys::mount(Some(c"cgroup2"), &spath, Some(c"cgroup2"), flags, None),
-        };
-        if let Err(e) = res {
-            // Without the right to mount a hierarchy (a user namespace), show
-            // the host's read-only instead.
-            if e.raw_os_error() != Some(libc::EPERM) {
-                return Err(e);
-            }
-            let host = sys::cstring(&Path::new("/sys/fs/cgroup").join(name))?;
-            sys::mount(Some(&host), &spath, None, libc::MS_BIND | libc::MS_REC, None)?;
-        }
+        let data = controllers
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        mount_hierarchy(cg, name, data.as_deref(), &spath, flags, open_sub)?;
     }
     // Controllers mounted together (cpu,cpuacct) get the usual symlinks.
-    for (name, _) in &ctx.cgroups.v1 {
+    for (name, _) in &cg.v1 {
         if name.contains(',') {
             for part in name.split(',') {
                 let _ = sys::symlinkat(Path::new(name), dir.as_raw_fd(), Path::new(part));
@@ -388,6 +409,46 @@ fn mount_cgroup(ctx: &Context, target: &OwnedFd, dest: &Path, opts: &Options) ->
         )?;
     }
     Ok(())
+}
+
+/// One hierarchy at `at`: v1 with `controllers` as its options, else
+/// cgroup2. With a cgroup namespace a fresh mount, which the kernel roots at
+/// the namespace's (the container's) cgroup; without one — or where the
+/// kernel refuses a fresh mount, in a user namespace — a bind of the
+/// container's own cgroup directory, so the host's tree is never shown.
+/// `reopen` names the new mount for the remount that applies `flags`.
+fn mount_hierarchy(
+    cg: &CgroupLayout,
+    name: &str,
+    controllers: Option<&std::ffi::CStr>,
+    at: &std::ffi::CStr,
+    flags: c_ulong,
+    reopen: impl Fn() -> io::Result<OwnedFd>,
+) -> io::Result<()> {
+    if cg.cgroupns {
+        let fresh = match controllers {
+            Some(c) => sys::mount(Some(c"cgroup"), at, Some(c"cgroup"), flags, Some(c)),
+            None => sys::mount(Some(c"cgroup2"), at, Some(c"cgroup2"), flags, None),
+        };
+        match fresh {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) => {}
+            other => return other,
+        }
+    }
+    sys::mount(Some(cg.own_dir(name)?), at, None, libc::MS_BIND | libc::MS_REC, None)?;
+    if flags == 0 {
+        return Ok(());
+    }
+    let mount = reopen()?;
+    let path = resolve::fd_path(mount.as_raw_fd());
+    let remount = libc::MS_REMOUNT | libc::MS_BIND | flags;
+    match sys::mount(None, &path, None, remount, None) {
+        // In a user namespace the host's nosuid/nodev/noexec stay locked.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            sys::mount(None, &path, None, remount | locked_flags(mount.as_raw_fd())?, None)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -434,8 +495,8 @@ mod tests {
 ";
         let mut layout = crate::cgroups::layout::Layout::from_mountinfo(text);
         layout.kind = crate::cgroups::layout::Kind::Hybrid;
-        let l = CgroupLayout::from_layout(&layout);
-        assert!(l.hybrid && !l.unified_only);
+        let mut l = CgroupLayout::from_layout(&layout, false);
+        assert!(l.hybrid && !l.unified_only && !l.cgroupns);
         assert_eq!(
             l.v1,
             vec![
@@ -443,5 +504,27 @@ mod tests {
                 ("systemd".into(), "name=systemd".into())
             ]
         );
+        let dirs = [
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/id"),
+            PathBuf::from("/sys/fs/cgroup/unified/a/id"),
+        ];
+        l.set_own_dirs(dirs.iter()).unwrap();
+        assert_eq!(
+            l.own_dir("cpu,cpuacct").unwrap().as_c_str(),
+            c"/sys/fs/cgroup/cpu,cpuacct/a/id"
+        );
+        assert_eq!(l.own_dir("unified").unwrap().as_c_str(), c"/sys/fs/cgroup/unified/a/id");
+        assert!(l.own_dir("systemd").is_err());
+    }
+
+    #[test]
+    fn unified_host_binds_its_one_dir_as_the_whole_mount() {
+        let mut l = CgroupLayout {
+            unified_only: true,
+            ..CgroupLayout::default()
+        };
+        l.set_own_dirs([PathBuf::from("/sys/fs/cgroup/user.slice/id")].iter())
+            .unwrap();
+        assert_eq!(l.own_dir("").unwrap().as_c_str(), c"/sys/fs/cgroup/user.slice/id");
     }
 }

@@ -1021,6 +1021,108 @@ fn non_empty_existing_cgroup_is_refused() {
 }
 
 // ---------------------------------------------------------------------------
+// The cgroup mount inside the container
+
+/// Subdirectories of a host hierarchy's root: cgroups a container must not
+/// see.
+fn host_cgroups(mount_point: &Path) -> Vec<String> {
+    fs::read_dir(mount_point)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Runs a container with a 64 MiB memory limit and the `cgroup` mount
+/// (read-only, as `runc spec` writes it) and checks that each hierarchy
+/// inside shows the container's own cgroup, not the host's tree.
+fn assert_cgroup_mount_shows_only_own_cgroup(t: &mut TestEnv, id: &str) {
+    const LIMIT: i64 = 64 << 20;
+    resources(t)["memory"] = json!({"limit": LIMIT});
+    add_mount(
+        t,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    );
+    let host = cgroup_mounts();
+    // (path inside, host mount point, a file only a non-root cgroup has)
+    let mut views: Vec<(String, PathBuf, &str)> = Vec::new();
+    for m in &host {
+        if m.controllers.is_empty() && layout() == Layout::Hybrid && runtime_is_runc() {
+            continue; // runc mounts no `unified` inside
+        }
+        let name = m.mount_point.strip_prefix(CGROUP_ROOT).unwrap();
+        let inside = Path::new(CGROUP_ROOT).join(name).to_string_lossy().into_owned();
+        // v1 has release_agent only at the root; cgroup2 has cgroup.type
+        // only below it.
+        let marker = if m.controllers.is_empty() {
+            "cgroup.type"
+        } else {
+            "tasks"
+        };
+        views.push((inside, m.mount_point.clone(), marker));
+    }
+    let limit_file = if layout() == Layout::Unified {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    let mut args = vec!["checker", "--path", limit_file];
+    for (inside, _, _) in &views {
+        args.extend(["--path", inside.as_str()]);
+    }
+    t.args(&args);
+    let report = t.run_checker(id);
+
+    let seen = report.path(limit_file);
+    assert_eq!(int_of(seen["content"].as_str().unwrap_or("")), LIMIT, "{seen}");
+    for (inside, mount_point, marker) in &views {
+        let dir = report.path(inside);
+        let entries = strings(&dir["entries"]);
+        assert_eq!(dir["read"], "ok", "{dir}");
+        assert!(
+            entries.iter().any(|e| e == marker),
+            "{inside} lacks {marker}: {entries:?}"
+        );
+        assert!(
+            !entries.iter().any(|e| e == "release_agent"),
+            "{inside} is a hierarchy root: {entries:?}"
+        );
+        let leaked: Vec<&String> = host_cgroups(mount_point)
+            .iter()
+            .filter_map(|h| entries.iter().find(|e| *e == h))
+            .collect();
+        assert!(leaked.is_empty(), "{inside} shows host cgroups {leaked:?}");
+        assert_eq!(dir["write"], "EROFS", "{inside} is not read-only: {dir}");
+    }
+    t.assert_clean(id);
+}
+
+/// Without a cgroup namespace (runc 1.1's `spec`, Docker and containerd on
+/// cgroup v1) a fresh cgroup mount would show the host's whole tree: each
+/// hierarchy must show only the container's cgroup, as runc binds it.
+#[test]
+fn cgroup_mount_without_cgroupns_shows_only_own_cgroup() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    assert_cgroup_mount_shows_only_own_cgroup(&mut t, &id);
+}
+
+/// With a cgroup namespace the mount is rooted at the container's cgroup.
+#[test]
+fn cgroup_mount_in_cgroupns_shows_only_own_cgroup() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    set_namespace(&mut t.config, "cgroup", None);
+    assert_cgroup_mount_shows_only_own_cgroup(&mut t, &id);
+}
+
+// ---------------------------------------------------------------------------
 // update
 
 /// `update --resources - <id>` with `doc` written to the runtime's stdin
