@@ -12,7 +12,7 @@ pub mod stats;
 pub mod v1;
 pub mod v2;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -208,8 +208,9 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
-    refuse_busy(layout, &path)?;
-    match build(layout, &path, resources, devices, &mut record) {
+    let own = layout::own_cgroups();
+    refuse_busy(layout, &own, &path)?;
+    match build(layout, &own, &path, resources, devices, &mut record) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
             Ok(Prepared { record, clone_into })
@@ -226,8 +227,7 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
 /// freeze on arrival and never report back. Checked before anything is
 /// created, so a refusal leaves nothing behind; the existing cgroup is not
 /// touched. Every hierarchy is checked (runc looks only at "devices").
-fn refuse_busy(layout: &Layout, path: &Path) -> Result<()> {
-    let own = layout::own_cgroups();
+fn refuse_busy(layout: &Layout, own: &BTreeMap<String, PathBuf>, path: &Path) -> Result<()> {
     let own_of = |name: &str| own.get(name).map(PathBuf::as_path);
     let mut dirs = Vec::new();
     let mut freezers = Vec::new();
@@ -335,12 +335,12 @@ fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxD
 
 fn build(
     layout: &Layout,
+    own: &BTreeMap<String, PathBuf>,
     path: &Path,
     r: &LinuxResources,
     devices: &[oci_spec::runtime::LinuxDevice],
     record: &mut Record,
 ) -> Result<Option<OwnedFd>> {
-    let own = layout::own_cgroups();
     if layout.kind == Kind::Unified {
         let mount = Path::new(layout::ROOT);
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
