@@ -293,7 +293,9 @@ fn created_init_holds_none_of_the_callers_fds() {
     t.args(&["checker"]);
     t.write_config();
     let id = t.id.clone();
-    let mut cmd = t.command(&["create", "--bundle", s(&t.bundle), &id]);
+    // The --log file is the host's too.
+    let log = t.dir.join("runtime.log");
+    let mut cmd = t.command(&["--log", s(&log), "create", "--bundle", s(&t.bundle), &id]);
     hand_fds(&mut cmd, host.everywhere());
     let created = t.exec(cmd);
     created.assert_ok();
