@@ -375,6 +375,14 @@ fn a_preserved_fd_that_is_not_open_is_refused() {
     // cgroup dir) must not be passed on in its place.
     let mut cmd = t.command(&["run", "--preserve-fds", "2", "--bundle", s(&t.bundle), &t.id]);
     hand_fds(&mut cmd, vec![(3, a.as_raw_fd())]);
+    // Whatever this test process inherited as fd 4 (a harness's pipe).
+    // SAFETY: close(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(4);
+            Ok(())
+        });
+    }
     let out = t.exec(cmd);
     out.assert_fails();
     assert!(out.stderr.contains("preserved-fd"), "{}", out.stderr);
