@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +31,8 @@ impl Level {
 
 struct Logger {
     file: Option<RawFd>,
+    /// Set in a container's init once it closed `file` (see `close_file`).
+    file_closed: AtomicBool,
     json: bool,
     debug: bool,
     start: Instant,
@@ -53,11 +56,29 @@ pub fn init(path: Option<&std::path::Path>, json: bool, debug: bool) -> std::io:
     // The fd must not reach the container: it is close-on-exec (std sets it).
     let _ = LOGGER.set(Logger {
         file,
+        file_closed: AtomicBool::new(false),
         json,
         debug,
         start: Instant::now(),
     });
     Ok(())
+}
+
+/// The `--log` file's fd, if one is open.
+pub fn file_fd() -> Option<RawFd> {
+    LOGGER.get().filter(|l| !l.file_closed.load(Ordering::Relaxed))?.file
+}
+
+/// Closes the `--log` file in a container's init before it waits for
+/// `start`, so it holds no host file. Errors still go to stderr after this;
+/// debug records are dropped.
+pub fn close_file() {
+    if let Some(fd) = file_fd() {
+        if let Some(l) = LOGGER.get() {
+            l.file_closed.store(true, Ordering::Relaxed);
+        }
+        sys::close(fd);
+    }
 }
 
 pub fn debug_enabled() -> bool {
@@ -77,6 +98,12 @@ pub fn log(level: Level, msg: &str) {
         return;
     };
     if level == Level::Debug && !l.debug {
+        return;
+    }
+    if l.file_closed.load(Ordering::Relaxed) {
+        if level == Level::Error {
+            let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
+        }
         return;
     }
     let line = format_record(level, msg, l.json);

@@ -38,6 +38,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
             bail!("--rootless=true is not supported by this xrun build yet");
         }
         protect::ensure_protected_binary()?;
+        process::fds::check_passed()?;
+        process::fds::hide_inherited();
     }
     let root = cli.root.as_path();
     match command {
@@ -56,6 +58,19 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps(a) => cmd::ps::run(root, &a.id, &a.format, &a.ps_args),
         Command::List(a) => cmd::list::run(root, &a.format, a.quiet),
         Command::Exec(a) => cmd::exec::run(root, &a),
+    }
+}
+
+/// How many fds after stdio a verb that starts a container process passes
+/// on to it (LISTEN_FDS for create/run, then --preserve-fds); None for the
+/// other verbs.
+fn fds_to_pass(cli: &Cli) -> Option<u32> {
+    let listen = || process::fds::socket_activation_fds().unwrap_or(0);
+    match cli.command.as_ref()? {
+        Command::Create(a) => Some(listen() + a.preserve_fds),
+        Command::Run(a) => Some(listen() + a.create.preserve_fds),
+        Command::Exec(a) => Some(a.preserve_fds),
+        _ => None,
     }
 }
 
@@ -104,6 +119,10 @@ fn main() {
     if cli.version {
         println!("{}", cli::VERSION_TEXT);
         return;
+    }
+    // Before the log file or anything else of ours is opened.
+    if let Some(passed) = fds_to_pass(&cli) {
+        process::fds::survey(passed);
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == LogFormat::Json, cli.debug) {
         eprintln!("xrun: open log file: {e}");

@@ -179,10 +179,6 @@ impl ContainerDir {
         Ok((path, saved))
     }
 
-    pub fn lock_fd(&self) -> std::os::fd::RawFd {
-        self._lock.as_raw_fd()
-    }
-
     pub fn fifo_path(&self) -> PathBuf {
         self.path.join(EXEC_FIFO)
     }

@@ -92,6 +92,7 @@ pub enum Step {
     Console,
     Lsm,
     SeccompListener,
+    VerifyCwd,
 }
 
 impl Step {
@@ -140,11 +141,12 @@ impl Step {
             Step::Console => "set up console",
             Step::Lsm => "set LSM label",
             Step::SeccompListener => "send seccomp listener",
+            Step::VerifyCwd => "cwd is outside the container's root (possible breakout)",
         }
     }
 
     fn from_u32(v: u32) -> Step {
-        const ALL: [Step; 43] = [
+        const ALL: [Step; 44] = [
             Step::None,
             Step::JoinNamespace,
             Step::Unshare,
@@ -188,6 +190,7 @@ impl Step {
             Step::Console,
             Step::Lsm,
             Step::SeccompListener,
+            Step::VerifyCwd,
         ];
         ALL.get(v as usize).copied().unwrap_or(Step::None)
     }
@@ -371,7 +374,7 @@ mod tests {
 
     #[test]
     fn every_step_round_trips_by_number() {
-        for v in 0..43 {
+        for v in 0..44 {
             assert_eq!(Step::from_u32(v) as u32, v);
         }
     }

@@ -289,6 +289,42 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) }).map(drop)
 }
 
+/// close_range(2): closes every fd from `first` to `last` (inclusive).
+/// ENOSYS on kernels before 5.9; the caller falls back to `close`.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: integer arguments; the caller owns nothing in the range.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+}
+
+/// True when `fd` is an open descriptor of this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// The soft RLIMIT_NOFILE: no fd of this process is numbered at or above it
+/// unless the limit was lowered after it was opened.
+pub fn nofile_limit() -> u64 {
+    // SAFETY: rlimit is plain old data, written by the kernel on success.
+    let mut r: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// The raw getcwd(2) syscall, which (unlike glibc's getcwd) returns a path
+/// starting with "(unreachable)" when the cwd is outside our root.
+pub fn getcwd_raw() -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: the kernel writes at most buf.len() bytes, NUL included.
+    let n = check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })? as usize;
+    buf.truncate(n.saturating_sub(1));
+    Ok(buf)
+}
+
 pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: integer arguments.
     let flags = check_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;

@@ -77,6 +77,9 @@ pub fn forwarded_signals(detach: bool) -> Result<Option<OwnedFd>> {
 /// (process.terminal without --console-socket), else forwarding signals;
 /// returns its exit code.
 pub fn wait_foreground(pid: i32, pidfd: &OwnedFd, signals: &OwnedFd, console: Option<OwnedFd>) -> Result<i32> {
+    // We stay as long as the container: hold none of the caller's fds (a
+    // lock, a pipe it waits on) meanwhile; stdio stays for the relay.
+    crate::process::fds::close_inherited();
     match console {
         Some(master) => crate::console::relay::relay(master, pid, pidfd, signals),
         None => wait_forwarding(pid, pidfd, signals),

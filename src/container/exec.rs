@@ -13,7 +13,7 @@ use oci_spec::runtime::Process;
 
 use super::{spawn, Launch, Mode, Root};
 use crate::config::Bundle;
-use crate::state::{self, ContainerDir, Saved};
+use crate::state::{self, Saved};
 use crate::{cgroups, console, namespaces, process, seccomp, sys};
 
 /// An exec'd process, set up and waiting for `release_over_sync`.
@@ -26,7 +26,6 @@ pub struct Started {
 }
 
 pub fn start(
-    dir: &ContainerDir,
     saved: &Saved,
     bundle: &Bundle,
     spec_process: &Process,
@@ -58,7 +57,6 @@ pub fn start(
         root: Root::Join(root),
         child_sync: -1,
         fifo_fd: -1,
-        lock_fd: dir.lock_fd(),
         preserve_fds,
         no_new_keyring: false,
         has_runtime_hooks: false,

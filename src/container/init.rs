@@ -39,9 +39,10 @@ enum Never {}
 
 fn setup(l: &mut Launch) -> Result<Never, Failure> {
     let sync_fd = l.child_sync;
-    // The state-dir lock belongs to the parent; our inherited copy of the
-    // fd must not keep it held while we wait in `created`.
-    sys::close(l.lock_fd);
+    // Before anything else: what the caller and the parent had open (a host
+    // directory, the state-dir lock, a cgroup fd) must not stay open here,
+    // neither while we wait in `created` nor for the container.
+    close_unneeded_fds(l)?;
     sys::reset_signals();
     // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
@@ -58,6 +59,8 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sync::send(sync_fd, Kind::NeedIdMaps).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)
     })?;
+    // Joined: their fds must not stay open in a created init.
+    l.ns.child_joins.clear();
     if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
         sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
     }
@@ -203,6 +206,8 @@ fn release(
     proc: Option<&rootfs::procfs::Proc>,
     sync_fd: RawFd,
 ) -> Result<Option<std::os::fd::OwnedFd>, Failure> {
+    // The --log file is the host's: not kept while we wait.
+    crate::logging::close_file();
     sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
     match proc {
         None => wait_for(sync_fd, Kind::Start).map(|()| None),
@@ -267,8 +272,22 @@ fn join_keyring(id: &str) -> Result<(), Failure> {
     }
 }
 
-/// Everything above stdio and the preserved fds is close-on-exec from here;
-/// the preserved ones are made inheritable.
+/// Closes every fd but stdio, the preserved ones and what this process still
+/// needs: the sync socket, exec.fifo's O_PATH fd, the --log file (closed
+/// before Ready), and for exec the init's root and the namespaces to join
+/// (their numbers are ours: the parent's survey made sure no fd of xrun's
+/// sits among the preserved ones).
+fn close_unneeded_fds(l: &Launch) -> Result<(), Failure> {
+    let mut keep = vec![l.child_sync, l.fifo_fd, crate::logging::file_fd().unwrap_or(-1)];
+    if let Root::Join(root) = &l.root {
+        keep.push(root.as_raw_fd());
+    }
+    keep.extend(l.ns.child_joins.iter().map(|j| j.fd.as_raw_fd()));
+    crate::process::fds::close_all_except(l.preserve_fds, &mut keep).at(Step::CloseFds, "")
+}
+
+/// The fds we opened since are close-on-exec; the preserved ones are made
+/// inheritable.
 fn keep_only_stdio_and_preserved(preserve: u32) -> Result<(), Failure> {
     for fd in 3..3 + preserve as RawFd {
         match sys::set_cloexec(fd, false) {

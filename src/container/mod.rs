@@ -60,7 +60,6 @@ pub struct Launch<'a> {
     pub root: Root<'a>,
     pub child_sync: RawFd,
     pub fifo_fd: RawFd,
-    pub lock_fd: RawFd,
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
     pub has_runtime_hooks: bool,
@@ -116,7 +115,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     // systemd socket activation passes through, after which --preserve-fds
     // counts, as in runc.
-    let listen_fds = socket_activation_fds();
+    let listen_fds = process::fds::socket_activation_fds();
     if let (Some(n), Some(p)) = (listen_fds, process.as_mut()) {
         p.add_env(&format!("LISTEN_FDS={n}"));
         p.add_env("LISTEN_PID=1");
@@ -146,7 +145,6 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         process,
         child_sync: -1,
         fifo_fd: -1,
-        lock_fd: dir.lock_fd(),
         preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
         no_new_keyring: args.no_new_keyring,
         has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
@@ -177,14 +175,6 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
             Err(e)
         }
     }
-}
-
-/// The fds systemd passed us for socket activation (LISTEN_FDS, when
-/// LISTEN_PID names this process), which start at fd 3.
-fn socket_activation_fds() -> Option<u32> {
-    let pid: i32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
-    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
-    (pid == sys::getpid() && n > 0).then_some(n)
 }
 
 /// Everything the rootfs steps need, checked before anything is created.

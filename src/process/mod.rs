@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod caps;
+pub mod fds;
 pub mod lsm;
 
 use std::ffi::CString;
@@ -162,10 +163,19 @@ impl Plan {
         Ok(())
     }
 
-    /// Changes into the cwd, inside the final root.
+    /// Changes into the cwd, inside our root (the container's, for create,
+    /// run and exec alike): resolved by openat2 from the root, never through
+    /// a magic link such as /proc/self/fd/N (CVE-2024-21626), then checked
+    /// once more where the kernel says we landed.
     pub fn enter_cwd(&self) -> Result<(), Failure> {
-        let c = sys::cstring(&self.cwd).at(Step::Chdir, self.cwd.display())?;
-        sys::chdir(&c).at(Step::Chdir, self.cwd.display())
+        use std::os::fd::AsRawFd;
+        let shown = self.cwd.display();
+        let root =
+            sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::Chdir, "/")?;
+        let rel = crate::rootfs::resolve::clean(&self.cwd);
+        let dir = crate::rootfs::resolve::open(root.as_raw_fd(), &rel, libc::O_DIRECTORY).at(Step::Chdir, &shown)?;
+        sys::fchdir(dir.as_raw_fd()).at(Step::Chdir, &shown)?;
+        cwd_is_below(root.as_raw_fd(), &dir).map_err(|errno| Failure::errno(Step::VerifyCwd, &shown, errno))
     }
 
     /// Finds the executable as execvp would, in the container's PATH.
@@ -215,6 +225,26 @@ impl Plan {
             self.env.push(c);
         }
     }
+}
+
+/// Ok when our cwd (`dir`) is reachable from our root: getcwd(2) must give
+/// an absolute path, not "(unreachable)/...", and that path, resolved from
+/// the root, must be the same directory. Else the errno to report.
+fn cwd_is_below(root: std::os::fd::RawFd, dir: &std::os::fd::OwnedFd) -> Result<(), i32> {
+    use std::os::fd::AsRawFd;
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let wd = sys::getcwd_raw().map_err(errno)?;
+    if wd.first() != Some(&b'/') {
+        return Err(libc::ENOENT);
+    }
+    let rel = crate::rootfs::resolve::clean(Path::new(std::ffi::OsStr::from_bytes(&wd)));
+    let again = crate::rootfs::resolve::open(root, &rel, libc::O_DIRECTORY).map_err(errno)?;
+    let here = sys::fstat(dir.as_raw_fd()).map_err(errno)?;
+    let there = sys::fstat(again.as_raw_fd()).map_err(errno)?;
+    if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino) {
+        return Err(libc::ENOENT);
+    }
+    Ok(())
 }
 
 fn home_of(passwd: &str, uid: u32) -> Option<String> {

@@ -18,6 +18,7 @@ mod cli_query;
 mod errors;
 mod events;
 mod exec;
+mod hardening_fds;
 mod hooks;
 mod lifecycle;
 mod lifecycle_extra;
