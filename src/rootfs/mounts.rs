@@ -298,17 +298,16 @@ fn bind(
     let reopened = resolve::open(ctx.root, dest, 0).at(Step::Mount, &shown)?;
     let rpath = resolve::fd_path(reopened.as_raw_fd());
     let flags = libc::MS_REMOUNT | libc::MS_BIND | extra;
-    let err = match sys::mount(None, &rpath, None, flags, None) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => e,
+    match sys::mount(None, &rpath, None, flags, None) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
         other => return other.at(Step::Mount, &shown),
-    };
+    }
     // EPERM: the source mount's flags are locked (it came from a more
     // privileged mount namespace). Keep them, unless the config asked for
     // one of them to be cleared: that is an error, never silently ignored.
     let source_flags = mount_flags(reopened.as_raw_fd()).at(Step::Mount, &shown)?;
-    let errno = err.raw_os_error().unwrap_or(libc::EPERM);
     let locked = relock(extra, opts.cleared, source_flags)
-        .map_err(|why| Failure::errno(Step::Mount, format!("{shown}: {why}"), errno))?;
+        .map_err(|why| Failure::errno(Step::Mount, format!("{shown}: {why}"), libc::EPERM))?;
     sys::mount(None, &rpath, None, flags | locked, None).map_err(|e| {
         let why = format!("{shown}: remount with locked flags {} re-applied", flag_names(locked));
         Failure::new(Step::Mount, why, &e)
