@@ -40,8 +40,15 @@ fn assert_symlink_refused(name: &str, fstype: &str, target: &str, create_target:
     let out = t.run(&t.id, &[]);
     out.assert_fails();
     assert!(out.elapsed < QUICK, "refusing took {:?}", out.elapsed);
-    let words = format!("filesystem \"{fstype}\" must be mounted on ordinary directory");
-    assert!(out.stderr.contains(&words), "stderr: {}", out.stderr);
+    // runc's log escapes the quotes around the type: match around them.
+    let named = out.stderr.contains(&format!("filesystem \"{fstype}\""))
+        || out.stderr.contains(&format!("filesystem \\\"{fstype}\\\""));
+    assert!(named, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("must be mounted on ordinary directory"),
+        "stderr: {}",
+        out.stderr
+    );
     // The link's target got nothing: not created, not mounted over.
     if create_target {
         assert_eq!(fs::read_dir(&target_dir).unwrap().count(), 0);
@@ -269,6 +276,11 @@ fn locked_flags_not_cleared_are_kept() {
         "{flags:?}"
     );
 
+    // runc 1.1 fails here: it learnt locked flags in 1.2.
+    if xrun_only() {
+        unmount(&src);
+        return;
+    }
     user_namespace(&mut t);
     let id = t.new_id("userns");
     let flags = flags_at_data(&run_with_bind(&mut t, &id, &src, &["bind", "nodev"]));
