@@ -4,6 +4,7 @@
 
 pub mod devices;
 pub mod mounts;
+pub mod no_pivot;
 pub mod paths;
 pub mod procfs;
 pub mod resolve;
@@ -53,7 +54,6 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
         root: root.as_raw_fd(),
         bundle: plan.bundle,
         cgroups: &plan.cgroups,
-        in_user_ns: plan.in_user_ns,
         mount_context: plan.mount_label.as_ref().map(|m| m.option.as_str()),
     };
     for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
@@ -78,6 +78,7 @@ pub fn enter(plan: &Plan, root: &OwnedFd) -> Result<(), Failure> {
         // change every other process's root too.
         sys::chroot(c".").at(Step::Chroot, plan.rootfs.display())?;
     } else if plan.no_pivot {
+        no_pivot::hide_host_pseudo_fs(plan.rootfs)?;
         sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).at(Step::Chroot, plan.rootfs.display())?;
         sys::chroot(c".").at(Step::Chroot, plan.rootfs.display())?;
     } else {
@@ -146,7 +147,7 @@ pub fn unmount_below(rootfs: &Path) {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape_mountinfo(field: &str) -> PathBuf {
+pub(crate) fn unescape_mountinfo(field: &str) -> PathBuf {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -223,7 +223,6 @@ pub struct Context<'a> {
     pub root: RawFd,
     pub bundle: &'a Path,
     pub cgroups: &'a CgroupLayout,
-    pub in_user_ns: bool,
     /// `context="..."` from linux.mountLabel.
     pub mount_context: Option<&'a str>,
 }
@@ -243,39 +242,52 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
         let source = bind_source(ctx.bundle, m.source().as_deref());
         let is_dir = std::fs::metadata(&source).at(Step::Mount, source.display())?.is_dir();
         let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &shown)?;
-        bind(ctx, &source, &target, &dest, &opts).at(Step::Mount, &shown)?;
+        bind(ctx, &source, &target, &dest, m.destination(), &opts)?;
+    } else if matches!(typ, "proc" | "sysfs") {
+        // A symlink here would put procfs or sysfs wherever the image
+        // points it (CVE-2019-19921): the destination must be a directory.
+        let target = resolve::ensure_real_dir(ctx.root, &dest).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOTDIR) {
+                let why = format!("{shown}: filesystem {typ:?} must be mounted on ordinary directory");
+                Failure::errno(Step::Mount, why, libc::ENOTDIR)
+            } else {
+                Failure::new(Step::CreateMountpoint, &shown, &e)
+            }
+        })?;
+        mount_fs(&target, typ, m, &opts, None).at(Step::Mount, &shown)?;
     } else if typ == "cgroup" {
         let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
         mount_cgroup(ctx, &target, &dest, &opts).at(Step::Mount, &shown)?;
     } else {
         let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
-        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned());
-        let source = source.unwrap_or_else(|| typ.to_string());
-        let mut data = opts.data.join(",");
         // runc labels every filesystem it mounts itself except proc, sysfs
         // and mqueue (and binds, where the kernel ignores mount data).
-        if let Some(context) = ctx
-            .mount_context
-            .filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue"))
-        {
-            if !data.is_empty() {
-                data.push(',');
-            }
-            data.push_str(context);
-        }
-        let c = |s: &str| CString::new(s).map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL));
-        let (src_c, typ_c, data_c) = (c(&source)?, c(typ)?, c(&data)?);
-        let flags = opts.flags & !libc::MS_REMOUNT;
-        sys::mount(
-            Some(&src_c),
-            &resolve::fd_path(target.as_raw_fd()),
-            Some(&typ_c),
-            flags,
-            Some(&data_c),
-        )
-        .at(Step::Mount, &shown)?;
+        let context = ctx.mount_context.filter(|_| typ != "mqueue");
+        mount_fs(&target, typ, m, &opts, context).at(Step::Mount, &shown)?;
     }
     finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &shown)
+}
+
+/// A mount of a filesystem (not a bind) onto the target fd.
+fn mount_fs(target: &OwnedFd, typ: &str, m: &Mount, opts: &Options, context: Option<&str>) -> io::Result<()> {
+    let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned());
+    let source = source.unwrap_or_else(|| typ.to_string());
+    let mut data = opts.data.join(",");
+    if let Some(context) = context {
+        if !data.is_empty() {
+            data.push(',');
+        }
+        data.push_str(context);
+    }
+    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let (src_c, typ_c, data_c) = (c(&source)?, c(typ)?, c(&data)?);
+    sys::mount(
+        Some(&src_c),
+        &resolve::fd_path(target.as_raw_fd()),
+        Some(&typ_c),
+        opts.flags & !libc::MS_REMOUNT,
+        Some(&data_c),
+    )
 }
 
 /// Relative bind sources are relative to the bundle, as runc resolves them.
@@ -289,8 +301,17 @@ fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
 
 /// Bind mounts `source` onto the target fd, then applies the per-mount flags
 /// (a bind ignores them on the first call: the kernel needs a remount).
-fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, opts: &Options) -> io::Result<()> {
-    let src = sys::cstring(source)?;
+/// `shown` is the destination as the config wrote it, for errors.
+fn bind(
+    ctx: &Context,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    shown: &Path,
+    opts: &Options,
+) -> Result<(), Failure> {
+    let shown = shown.display();
+    let src = sys::cstring(source).at(Step::Mount, &shown)?;
     let tpath = resolve::fd_path(target.as_raw_fd());
     sys::mount(
         Some(&src),
@@ -298,27 +319,85 @@ fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, opts: &Opti
         None,
         opts.flags & (libc::MS_BIND | libc::MS_REC),
         None,
-    )?;
+    )
+    .at(Step::Mount, &shown)?;
     let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if extra == 0 && opts.cleared == 0 {
         return Ok(());
     }
     // The target fd still names the covered directory: reach the new mount
     // by resolving the destination again.
-    let reopened = resolve::open(ctx.root, dest, 0)?;
+    let reopened = resolve::open(ctx.root, dest, 0).at(Step::Mount, &shown)?;
     let rpath = resolve::fd_path(reopened.as_raw_fd());
     let flags = libc::MS_REMOUNT | libc::MS_BIND | extra;
     match sys::mount(None, &rpath, None, flags, None) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) && ctx.in_user_ns => {
-            // Flags locked by the source mount must be kept on a remount.
-            let locked = locked_flags(reopened.as_raw_fd())?;
-            sys::mount(None, &rpath, None, flags | locked, None)
-        }
-        other => other,
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => return other.at(Step::Mount, &shown),
     }
+    // EPERM: the source mount's flags are locked (it came from a more
+    // privileged mount namespace). Keep them, unless the config asked for
+    // one of them to be cleared: that is an error, never silently ignored.
+    let source_flags = mount_flags(reopened.as_raw_fd()).at(Step::Mount, &shown)?;
+    let locked = relock(extra, opts.cleared, source_flags)
+        .map_err(|why| Failure::errno(Step::Mount, format!("{shown}: {why}"), libc::EPERM))?;
+    sys::mount(None, &rpath, None, flags | locked, None).map_err(|e| {
+        let why = format!("{shown}: remount with locked flags {} re-applied", flag_names(locked));
+        Failure::new(Step::Mount, why, &e)
+    })
 }
 
-fn locked_flags(fd: RawFd) -> io::Result<c_ulong> {
+/// The atime flags: one of the three modes, plus nodiratime.
+const ATIME_MODES: c_ulong = libc::MS_NOATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+const ATIME_FLAGS: c_ulong = ATIME_MODES | libc::MS_NODIRATIME;
+/// What the kernel locks (MNT_LOCK_*) on mounts a less privileged mount
+/// namespace inherits.
+const LOCKABLE: c_ulong = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ATIME_FLAGS;
+
+/// The flags a remount must carry over from a source mount with locked
+/// flags `source`, or why the request (`set`, `cleared`) cannot be met:
+/// a locked flag the config clears, or a different atime mode asked for.
+/// A locked flag the config says nothing about is kept, as runc does.
+pub fn relock(set: c_ulong, cleared: c_ulong, source: c_ulong) -> Result<c_ulong, String> {
+    let conflict = source & cleared & LOCKABLE;
+    if conflict != 0 {
+        return Err(format!("cannot clear locked flags {}", flag_names(conflict)));
+    }
+    if set & ATIME_FLAGS != 0 && set & ATIME_FLAGS != source & ATIME_FLAGS {
+        return Err(format!(
+            "cannot change locked atime flags {}",
+            flag_names(source & ATIME_FLAGS)
+        ));
+    }
+    Ok(source & LOCKABLE)
+}
+
+/// `MS_RDONLY|MS_NOSUID`: the kernel's names, as runc prints them.
+fn flag_names(flags: c_ulong) -> String {
+    const NAMES: [(c_ulong, &str); 8] = [
+        (libc::MS_RDONLY, "MS_RDONLY"),
+        (libc::MS_NOSUID, "MS_NOSUID"),
+        (libc::MS_NODEV, "MS_NODEV"),
+        (libc::MS_NOEXEC, "MS_NOEXEC"),
+        (libc::MS_NOATIME, "MS_NOATIME"),
+        (libc::MS_NODIRATIME, "MS_NODIRATIME"),
+        (libc::MS_RELATIME, "MS_RELATIME"),
+        (libc::MS_STRICTATIME, "MS_STRICTATIME"),
+    ];
+    let mut out: Vec<String> = NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| name.to_string())
+        .collect();
+    let rest = NAMES.iter().fold(flags, |f, (bit, _)| f & !bit);
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    out.join("|")
+}
+
+/// The per-mount flags of the mount `fd` is on, as MS_* flags. statvfs has
+/// no "strictatime": a mount with no other atime mode is strictatime.
+fn mount_flags(fd: RawFd) -> io::Result<c_ulong> {
     let st = sys::fstatvfs(fd)?;
     let mut f = 0;
     for (st_flag, ms_flag) in [
@@ -333,6 +412,9 @@ fn locked_flags(fd: RawFd) -> io::Result<c_ulong> {
         if st.f_flag & st_flag != 0 {
             f |= ms_flag;
         }
+    }
+    if f & ATIME_MODES == 0 {
+        f |= libc::MS_STRICTATIME;
     }
     Ok(f)
 }
@@ -480,6 +562,40 @@ mod tests {
         let o = parse(&["rro", "rnosuid"]);
         assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOSUID);
         assert_eq!(o.flags, 0);
+    }
+
+    #[test]
+    fn locked_flags_are_kept_unless_cleared() {
+        let src = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_RELATIME;
+        // Nothing said about ro/nosuid: both kept, as is the atime mode.
+        assert_eq!(relock(libc::MS_NODEV, 0, src), Ok(src));
+        // "rw" on a locked ro source: refused, naming the flag.
+        assert_eq!(
+            relock(libc::MS_NOSUID, libc::MS_RDONLY, src),
+            Err("cannot clear locked flags MS_RDONLY".to_string())
+        );
+        let o = parse(&["bind", "dev", "suid", "exec", "atime"]);
+        let src = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME;
+        assert_eq!(
+            relock(o.flags, o.cleared, src),
+            Err("cannot clear locked flags MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_NOATIME".to_string())
+        );
+        // Clearing a flag the source doesn't have is no conflict.
+        assert_eq!(relock(0, libc::MS_RDONLY, libc::MS_NODEV), Ok(libc::MS_NODEV));
+    }
+
+    #[test]
+    fn a_different_locked_atime_mode_is_refused() {
+        let strict = libc::MS_STRICTATIME;
+        assert!(relock(libc::MS_RELATIME, 0, strict).is_err());
+        assert!(relock(libc::MS_NOATIME, 0, libc::MS_RELATIME).is_err());
+        assert!(relock(libc::MS_NODIRATIME, 0, libc::MS_RELATIME).is_err());
+        assert_eq!(
+            relock(libc::MS_STRICTATIME, 0, libc::MS_NODIRATIME | libc::MS_RELATIME),
+            Err("cannot change locked atime flags MS_NODIRATIME|MS_RELATIME".to_string())
+        );
+        // The same mode asked for again is fine.
+        assert_eq!(relock(libc::MS_NOATIME, 0, libc::MS_NOATIME), Ok(libc::MS_NOATIME));
     }
 
     #[test]

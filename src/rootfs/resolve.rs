@@ -121,6 +121,26 @@ pub fn ensure(root: RawFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
     open(root, rel, 0)
 }
 
+/// An O_PATH fd of the directory `rel` inside `root`, created if missing.
+/// Unlike [`ensure`], the last component is not followed: a symlink (or
+/// anything else that is not a directory) there is refused with ENOTDIR.
+pub fn ensure_real_dir(root: RawFd, rel: &Path) -> io::Result<OwnedFd> {
+    let (parent, name) = split(rel)?;
+    let dir = mkdir_all(root, parent, 0o755)?;
+    let open_last = || sys::openat(dir.as_raw_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0);
+    let fd = match open_last() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match sys::mkdirat(dir.as_raw_fd(), name, 0o755) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+            _ => open_last()?,
+        },
+        other => other?,
+    };
+    if sys::fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    Ok(fd)
+}
+
 /// Splits a cleaned relative path into (parent, file name).
 pub fn split(rel: &Path) -> io::Result<(&Path, &Path)> {
     match (rel.parent(), rel.file_name()) {
@@ -145,6 +165,28 @@ mod tests {
         assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("a/c"));
         assert_eq!(clean(Path::new("/../../etc/passwd")), PathBuf::from("etc/passwd"));
         assert_eq!(clean(Path::new("/")), PathBuf::from(""));
+    }
+
+    #[test]
+    fn real_dir_refuses_a_final_symlink() {
+        let base = std::env::temp_dir().join(format!("xrun-realdir-{}", sys::getpid()));
+        let root = base.join("root");
+        fs::create_dir_all(root.join("target")).unwrap();
+        symlink("/target", root.join("link")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        fs::write(root.join("file"), "").unwrap();
+        let rootfd: OwnedFd = fs::File::open(&root).unwrap().into();
+        let r = rootfd.as_raw_fd();
+        for bad in ["link", "dangling", "file"] {
+            let err = ensure_real_dir(r, Path::new(bad)).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{bad}");
+        }
+        assert!(!root.join("nowhere").exists());
+        // Missing: created; a symlink in the parent resolves inside the root.
+        ensure_real_dir(r, Path::new("made")).unwrap();
+        ensure_real_dir(r, Path::new("link/sub")).unwrap();
+        assert!(root.join("made").is_dir() && root.join("target/sub").is_dir());
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

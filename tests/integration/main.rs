@@ -27,6 +27,7 @@ mod namespaces;
 mod process;
 mod process_attrs;
 mod rootfs;
+mod rootfs_hardening;
 mod seccomp;
 mod security;
 mod state;
