@@ -527,7 +527,8 @@ fn mount_hierarchy(
     match sys::mount(None, &path, None, remount, None) {
         // In a user namespace the host's nosuid/nodev/noexec stay locked.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            sys::mount(None, &path, None, remount | locked_flags(mount.as_raw_fd())?, None)
+            let locked = relock(flags, 0, mount_flags(mount.as_raw_fd())?).map_err(|_| e)?;
+            sys::mount(None, &path, None, remount | locked, None)
         }
         other => other,
     }
