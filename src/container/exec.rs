@@ -75,7 +75,7 @@ pub fn start(
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket)?;
+    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket, None)?;
     Ok(Started {
         pid,
         pidfd,

@@ -19,6 +19,7 @@ mod errors;
 mod events;
 mod exec;
 mod hooks;
+mod interrupted;
 mod lifecycle;
 mod lifecycle_extra;
 mod lsm;
