@@ -10,13 +10,14 @@
 //! `creating`, the cgroup it will make, whether it mounts in the runtime's
 //! namespace, then the init's PID), so a create killed at any point leaves a
 //! container that `state` and `list` show as stopped and `delete` removes
-//! whole.
+//! whole. The lock is waited on for a bounded time only.
 
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hooks;
@@ -28,6 +29,10 @@ pub const OCI_VERSION: &str = "1.2.1";
 const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 const MAX_ID_LEN: usize = 1024;
+/// How long a verb waits for another one to release a container's lock.
+/// Every holder is short-lived (no verb holds it while it waits on the
+/// container's processes), so only a wedged command ever exceeds it.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -258,12 +263,34 @@ fn read_saved(dir: &Path) -> Result<Saved> {
     serde_json::from_slice(&data).with_context(|| format!("parse {}", file.display()))
 }
 
+/// Takes the container's lock, waiting at most LOCK_WAIT for its holder.
 fn lock_dir(path: &Path) -> Result<OwnedFd> {
+    lock_dir_within(path, LOCK_WAIT)
+}
+
+fn lock_dir_within(path: &Path, wait: Duration) -> Result<OwnedFd> {
     let fd: OwnedFd = fs::File::open(path)
         .with_context(|| format!("open state dir {}", path.display()))?
         .into();
-    sys::flock(fd.as_raw_fd(), libc::LOCK_EX).with_context(|| format!("lock {}", path.display()))?;
-    Ok(fd)
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match sys::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                let id = path.file_name().unwrap_or_default().to_string_lossy();
+                bail!(
+                    "container {id} is busy: another xrun command has held its lock for {:?}",
+                    wait
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("lock {}", path.display())),
+        }
+    }
 }
 
 /// Whether another process holds the container's lock right now.
@@ -332,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn a_held_lock_is_waited_for_with_a_bound() {
+        let dir = std::env::temp_dir().join(format!("xrun-lock-test-{}", sys::getpid()));
+        fs::create_dir_all(&dir).unwrap();
+        let holder = lock_dir_within(&dir, Duration::ZERO).unwrap();
+        assert!(locked_by_another(&dir));
+        let started = Instant::now();
+        let err = lock_dir_within(&dir, Duration::from_millis(100)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let text = format!("{err:#}");
+        assert!(text.contains("is busy") && text.contains("xrun-lock-test"), "{text}");
+        drop(holder);
+        assert!(!locked_by_another(&dir));
+        assert!(lock_dir_within(&dir, Duration::from_millis(100)).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn an_unfinished_create_is_stopped_once_its_creator_is_gone() {
         let dir = std::env::temp_dir().join(format!("xrun-creating-test-{}", sys::getpid()));
         fs::create_dir_all(&dir).unwrap();
@@ -355,7 +399,7 @@ mod tests {
             cgroup: None,
             creating: true,
         };
-        let holder = lock_dir(&dir).unwrap();
+        let holder = lock_dir_within(&dir, Duration::ZERO).unwrap();
         assert_eq!(status_of(&dir, &saved), Status::Creating);
         drop(holder);
         assert_eq!(status_of(&dir, &saved), Status::Stopped);

@@ -37,7 +37,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         .transpose()?;
     let signals = crate::cmd::run::forwarded_signals(args.detach)?;
     let started = exec::start(
-        &dir,
+        dir,
         &saved,
         &bundle,
         &process,
@@ -48,7 +48,6 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         let _ = sys::waitpid(started.pid, 0);
         return Err(e);
     }
-    drop(dir);
     crate::phase!("exec'd");
     if let Some(p) = &args.pid_file {
         state::write_atomic(p, started.pid.to_string().as_bytes())?;

@@ -25,8 +25,12 @@ pub struct Started {
     pub console: Option<OwnedFd>,
 }
 
+/// Takes the container's lock (`dir`) only while it opens the init's
+/// namespaces, root and cgroup: once those handles are held, the process
+/// may sit frozen in a paused container until `resume`, which needs the
+/// lock.
 pub fn start(
-    dir: &ContainerDir,
+    dir: ContainerDir,
     saved: &Saved,
     bundle: &Bundle,
     spec_process: &Process,
@@ -48,6 +52,7 @@ pub fn start(
         Some(record) => cgroups::open_for_clone(record)?,
         None => None,
     };
+    drop(dir);
     let personality = process::attrs::personality_of(spec)?;
     let mut launch = Launch {
         id: saved.id.clone(),
@@ -58,7 +63,7 @@ pub fn start(
         root: Root::Join(root),
         child_sync: -1,
         fifo_fd: -1,
-        lock_fd: dir.lock_fd(),
+        lock_fd: -1,
         preserve_fds,
         no_new_keyring: false,
         has_runtime_hooks: false,
