@@ -179,3 +179,21 @@ fn create_killed_without_mount_namespace_leaves_no_host_mounts() {
     assert_some_were_half_made(&seen);
     assert!(seen.host_mounts > 0, "no create got as far as mounting: {seen:?}");
 }
+
+// The narrowest window: create made the state dir and died before writing
+// state.json into it.
+#[test]
+fn a_state_dir_without_state_json_is_not_listed_and_delete_force_removes_it() {
+    let Some(t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    std::fs::create_dir_all(t.root.join(&id)).unwrap();
+    let quiet = t.rt(&["list", "-q"]);
+    quiet.assert_ok();
+    assert!(!quiet.stdout.lines().any(|l| l == id), "{quiet:?}");
+    assert_eq!(status_in_list(&t, &id), None);
+    let state = t.rt(&["state", &id]);
+    state.assert_fails();
+    assert!(state.stderr.contains("does not exist"), "{state:?}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
