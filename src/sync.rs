@@ -5,8 +5,8 @@
 //!   clone3 ───────────────────────────────▶
 //!   records its pid in state.json (create/run)
 //!   places it in its cgroup (v1/hybrid)
-//!          Placed ───────────────────────▶    (create/run always; exec only
-//!                                            for a late cgroup namespace)
+//!          Placed ───────────────────────▶    (for a late cgroup namespace,
+//!                                            or mounts in the runtime's)
 //!                                            joins/creates namespaces
 //!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
 //!   writes uid_map/gid_map

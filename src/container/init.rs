@@ -50,9 +50,10 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     }
 
     if super::waits_for_placed(l) {
-        // The parent has recorded us (create), and our cgroup namespace
-        // must be rooted at the container's cgroup. If the parent died
-        // instead, we leave here having made nothing.
+        // Our cgroup namespace must be rooted at the container's cgroup,
+        // or our mounts will be in the runtime's namespace and the parent
+        // must have recorded us first. If it died instead, we leave here
+        // having made nothing.
         wait_for(sync_fd, Kind::Placed)?;
     }
     crate::phase!("namespaces");

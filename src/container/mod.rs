@@ -6,8 +6,9 @@
 //!    creating, the cgroup about to be made, where the mounts will be), and
 //!    exec.fifo for `create`
 //! 3. cgroup: create it with its limits
-//! 4. clone: clone3 into the new namespaces; the child runs `init::run`, and
-//!    makes nothing until the parent has recorded its PID and placed it
+//! 4. clone: clone3 into the new namespaces; the child runs `init::run`; the
+//!    parent records its PID at once (and a child that will mount in the
+//!    runtime's namespace waits for that)
 //! 5. id maps and createRuntime hooks, as the child asks for them
 //! 6. ready: the child has set everything up and waits for `start`
 //! 7. record: the final state.json and --pid-file
@@ -417,9 +418,14 @@ fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: R
     Ok(())
 }
 
-/// Whether the child waits for `Placed` before its first step.
+/// Whether the child waits for `Placed` before its first step: to root its
+/// cgroup namespace, or (create/run without a mount namespace) because its
+/// mounts outlive it in ours, so `delete` must be able to kill it before
+/// unmounting them. Other inits go on at once (no extra wake-up on the
+/// start path): all they make dies with them, and a parent killed before
+/// recording them makes them exit at their next step, Ready at the latest.
 fn waits_for_placed(launch: &Launch) -> bool {
-    launch.ns.late_cgroupns || launch.mode != Mode::Exec
+    launch.ns.late_cgroupns || (launch.mode != Mode::Exec && launch.ns.host_mounts)
 }
 
 /// Serves the child's requests until it reports Ready (or fails); returns
