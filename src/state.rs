@@ -5,12 +5,19 @@
 //! The status is never trusted from the file: it is derived from the kernel
 //! (is the init process, identified by PID *and* start time, still alive; is
 //! the create fifo still there).
+//!
+//! `create` writes state.json ahead of every resource it makes (status
+//! `creating`, the cgroup it will make, whether it mounts in the runtime's
+//! namespace, then the init's PID), so a create killed at any point leaves a
+//! container that `state` and `list` show as stopped and `delete` removes
+//! whole. The lock is waited on for a bounded time only.
 
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hooks;
@@ -22,6 +29,10 @@ pub const OCI_VERSION: &str = "1.2.1";
 const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 const MAX_ID_LEN: usize = 1024;
+/// How long a verb waits for another one to release a container's lock.
+/// Every holder is short-lived (no verb holds it while it waits on the
+/// container's processes), so only a wedged command ever exceeds it.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +92,11 @@ pub struct Saved {
     /// The container's cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroups::Record>,
+    /// Written ahead by `create` while it is still making the container:
+    /// if it dies, the container is a failed create (stopped) and what is
+    /// recorded here is what `delete` must remove.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 /// The JSON `xrun state` prints and hooks receive on stdin (runc's fields).
@@ -192,8 +208,12 @@ impl ContainerDir {
         write_atomic(&self.path.join(STATE_FILE), &data)
     }
 
-    /// The status as the kernel sees it.
+    /// The status as the kernel sees it. We hold the lock, so a create
+    /// that never finished is not running any more: it failed.
     pub fn status(&self, saved: &Saved) -> Status {
+        if saved.creating {
+            return Status::Stopped;
+        }
         status_of(&self.path, saved)
     }
 
@@ -202,8 +222,17 @@ impl ContainerDir {
     }
 }
 
-/// The status as the kernel sees it, for a container directory.
+/// The status as the kernel sees it, for a container directory. An
+/// unfinished create is `creating` while its `xrun create` still holds the
+/// lock, and stopped (a failed create) once it died.
 pub fn status_of(dir: &Path, saved: &Saved) -> Status {
+    if saved.creating {
+        return if locked_by_another(dir) {
+            Status::Creating
+        } else {
+            Status::Stopped
+        };
+    }
     if !init_alive(saved.pid, saved.init_start_time) {
         Status::Stopped
     } else if saved.cgroup.as_ref().is_some_and(crate::cgroups::is_frozen) {
@@ -230,12 +259,44 @@ fn read_saved(dir: &Path) -> Result<Saved> {
     serde_json::from_slice(&data).with_context(|| format!("parse {}", file.display()))
 }
 
+/// Takes the container's lock, waiting at most LOCK_WAIT for its holder.
 fn lock_dir(path: &Path) -> Result<OwnedFd> {
+    lock_dir_within(path, LOCK_WAIT)
+}
+
+fn lock_dir_within(path: &Path, wait: Duration) -> Result<OwnedFd> {
     let fd: OwnedFd = fs::File::open(path)
         .with_context(|| format!("open state dir {}", path.display()))?
         .into();
-    sys::flock(fd.as_raw_fd(), libc::LOCK_EX).with_context(|| format!("lock {}", path.display()))?;
-    Ok(fd)
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match sys::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                let id = path.file_name().unwrap_or_default().to_string_lossy();
+                bail!(
+                    "container {id} is busy: another xrun command has held its lock for {:?}",
+                    wait
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("lock {}", path.display())),
+        }
+    }
+}
+
+/// Whether another process holds the container's lock right now.
+fn locked_by_another(path: &Path) -> bool {
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    // Our own open file description: it conflicts with any holder's.
+    let held = sys::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB);
+    held.is_err_and(|e| e.raw_os_error() == Some(libc::EWOULDBLOCK))
 }
 
 /// Writes `data` to a temp file beside `path` and renames it into place, so
@@ -291,6 +352,55 @@ mod tests {
         let t = process_start_time(me).expect("own stat");
         assert!(init_alive(me, t));
         assert!(!init_alive(me, t + 1));
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_with_a_bound() {
+        let dir = std::env::temp_dir().join(format!("xrun-lock-test-{}", sys::getpid()));
+        fs::create_dir_all(&dir).unwrap();
+        let holder = lock_dir_within(&dir, Duration::ZERO).unwrap();
+        assert!(locked_by_another(&dir));
+        let started = Instant::now();
+        let err = lock_dir_within(&dir, Duration::from_millis(100)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let text = format!("{err:#}");
+        assert!(text.contains("is busy") && text.contains("xrun-lock-test"), "{text}");
+        drop(holder);
+        assert!(!locked_by_another(&dir));
+        assert!(lock_dir_within(&dir, Duration::from_millis(100)).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unfinished_create_is_stopped_once_its_creator_is_gone() {
+        let dir = std::env::temp_dir().join(format!("xrun-creating-test-{}", sys::getpid()));
+        fs::create_dir_all(&dir).unwrap();
+        let me = sys::getpid();
+        let saved = Saved {
+            oci_version: OCI_VERSION.into(),
+            id: "c".into(),
+            // A live process: only the lock tells a running create apart.
+            pid: me,
+            init_start_time: process_start_time(me).unwrap(),
+            bundle: dir.clone(),
+            rootfs: dir.clone(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: None,
+            hooks: None,
+            own_pid_ns: false,
+            host_mounts: false,
+            pid_ns: None,
+            mnt_ns: None,
+            cgroup: None,
+            creating: true,
+        };
+        let holder = lock_dir_within(&dir, Duration::ZERO).unwrap();
+        assert_eq!(status_of(&dir, &saved), Status::Creating);
+        drop(holder);
+        assert_eq!(status_of(&dir, &saved), Status::Stopped);
+        assert_eq!(saved.report(Status::Stopped).pid, 0);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

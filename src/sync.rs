@@ -3,8 +3,10 @@
 //! ```text
 //!   parent (xrun create/run)                 child (future container init)
 //!   clone3 ───────────────────────────────▶
+//!   records its pid in state.json (create/run)
 //!   places it in its cgroup (v1/hybrid)
-//!          Placed ───────────────────────▶    (only when it waits for it)
+//!          Placed ───────────────────────▶    (for a late cgroup namespace,
+//!                                            or mounts in the runtime's)
 //!                                            joins/creates namespaces
 //!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
 //!   writes uid_map/gid_map
@@ -15,9 +17,12 @@
 //!          ◀──────────────── Ready            (pid is final, exec is next)
 //!   run:    Start ───────────────────────▶    startContainer hooks, execve;
 //!           EOF on the socket = execve done (the child's end is CLOEXEC)
-//!   create: writes state.json and exits; `xrun start` releases the child
-//!           through exec.fifo
+//!   create: writes state.json,
+//!           Continue ────────────────────▶    waits on exec.fifo; `xrun start`
+//!           and exits                         releases it
 //! ```
+//! EOF where the child waits for the parent means the parent died (or gave
+//! up): the child exits at once, so a killed `xrun create` leaves no init.
 //! Any step may instead send `Failed { step, errno, path }`: a fixed binary
 //! frame, no formatted string crosses the boundary. The parent turns it into
 //! one line naming the step, the path and the errno.

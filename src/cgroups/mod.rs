@@ -48,6 +48,68 @@ impl Record {
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.v1.iter().chain(self.unified.iter())
     }
+
+    /// The part of the cgroup xrun made itself: what a failed create may
+    /// empty and remove without touching a cgroup that existed before it.
+    pub fn only_created(&self) -> Record {
+        let ours = |d: &PathBuf| self.created.contains(d);
+        Record {
+            kind: self.kind,
+            unified: self.unified.clone().filter(ours),
+            v1: self.v1.iter().filter(|d| ours(d)).cloned().collect(),
+            freezer: self.freezer.clone().filter(ours),
+            created: self.created.clone(),
+        }
+    }
+}
+
+/// The Record `prepare` will produce, computed without creating anything,
+/// so `create` can write it down before the first directory exists.
+/// `created` lists every directory missing now, parents first.
+pub fn plan(spec: &Spec, id: &str, layout: &Layout) -> Record {
+    let path = configured_path(spec, id);
+    let own = layout::own_cgroups();
+    let mut record = Record {
+        kind: layout.kind,
+        unified: None,
+        v1: Vec::new(),
+        freezer: None,
+        created: Vec::new(),
+    };
+    if layout.kind == Kind::Unified {
+        let dir = dir_in(Path::new(layout::ROOT), own.get("").map(PathBuf::as_path), &path, true);
+        missing_dirs(&dir, &mut record.created);
+        record.unified = Some(dir);
+        return record;
+    }
+    for (name, mount) in &layout.v1 {
+        let dir = dir_in(mount, own.get(name.as_str()).map(PathBuf::as_path), &path, false);
+        if name == "freezer" {
+            record.freezer = Some(dir.clone());
+        }
+        if !record.v1.contains(&dir) {
+            missing_dirs(&dir, &mut record.created);
+            record.v1.push(dir);
+        }
+    }
+    if let Some(mount) = &layout.unified {
+        let dir = dir_in(mount, own.get("").map(PathBuf::as_path), &path, false);
+        missing_dirs(&dir, &mut record.created);
+        record.unified = Some(dir);
+    }
+    record
+}
+
+/// Appends `dir` and its missing ancestors (parents first) to `out`.
+fn missing_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let at = out.len();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.exists()) {
+        if !out.iter().any(|o| o == d) {
+            out.insert(at, d.to_path_buf());
+        }
+        cur = d.parent();
+    }
 }
 
 /// A cgroup made ready before clone3.
@@ -643,6 +705,31 @@ mod tests {
         std::fs::remove_file(base.join("freezer.state")).unwrap();
         std::fs::write(base.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
         assert!(is_dir_frozen(&base));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_plan_lists_what_is_missing_and_a_failed_create_owns_only_that() {
+        let base = std::env::temp_dir().join(format!("xrun-cg-plan-{}", crate::sys::getpid()));
+        std::fs::create_dir_all(base.join("old")).unwrap();
+        let mut created = Vec::new();
+        missing_dirs(&base.join("new/leaf"), &mut created);
+        missing_dirs(&base.join("new/other"), &mut created);
+        missing_dirs(&base.join("old"), &mut created);
+        assert_eq!(
+            created,
+            vec![base.join("new"), base.join("new/leaf"), base.join("new/other")]
+        );
+        let record = Record {
+            kind: Kind::Legacy,
+            unified: Some(base.join("old")),
+            v1: vec![base.join("new/leaf"), base.join("old")],
+            freezer: Some(base.join("old")),
+            created,
+        };
+        let ours = record.only_created();
+        assert_eq!(ours.dirs().collect::<Vec<_>>(), vec![&base.join("new/leaf")]);
+        assert_eq!(ours.freezer, None);
         std::fs::remove_dir_all(&base).unwrap();
     }
 

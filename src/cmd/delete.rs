@@ -26,6 +26,9 @@ pub fn run(root: &Path, id: &str, force: bool) -> Result<i32> {
 /// Kills what is left (when allowed), runs poststop, removes the state.
 pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
     let saved = dir.load()?;
+    if saved.creating {
+        return remove_failed_create(dir, saved);
+    }
     match dir.status(&saved) {
         Status::Stopped => {}
         // A created container's process never ran: runc, crun and youki
@@ -45,6 +48,21 @@ pub fn destroy(dir: ContainerDir, force: bool) -> Result<()> {
         saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()),
         &json,
     );
+    dir.remove()
+}
+
+/// A create that died midway (we hold the lock it held): kill its init if
+/// it was cloned (by PID and start time), remove the part of its cgroup it
+/// made and its mounts in our namespace. It never became a container, so
+/// no poststop hook runs, as for a create that failed cleanly.
+fn remove_failed_create(dir: ContainerDir, mut saved: state::Saved) -> Result<()> {
+    // A cgroup that existed before the create may hold others' processes.
+    saved.cgroup = saved.cgroup.as_ref().map(crate::cgroups::Record::only_created);
+    kill_and_wait(&saved)?;
+    crate::container::processes::kill_leftovers(&saved);
+    if saved.host_mounts {
+        crate::rootfs::unmount_below(&saved.rootfs);
+    }
     dir.remove()
 }
 

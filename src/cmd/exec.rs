@@ -36,12 +36,18 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         .map(crate::console::socket::connect)
         .transpose()?;
     let signals = crate::cmd::run::forwarded_signals(args.detach)?;
-    let started = exec::start(&saved, &bundle, &process, args.preserve_fds, console_socket.as_ref())?;
+    let started = exec::start(
+        dir,
+        &saved,
+        &bundle,
+        &process,
+        args.preserve_fds,
+        console_socket.as_ref(),
+    )?;
     if let Err(e) = container::release_over_sync(&started.sync) {
         let _ = sys::waitpid(started.pid, 0);
         return Err(e);
     }
-    drop(dir);
     crate::phase!("exec'd");
     if let Some(p) = &args.pid_file {
         state::write_atomic(p, started.pid.to_string().as_bytes())?;

@@ -34,7 +34,7 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
         .open(&fifo_path)
         .with_context(|| format!("open {}", fifo_path.display()))?
         .into();
-    let reply = wait_for_release(&fifo, &pidfd)?;
+    let reply = wait_for_release(&fifo, &pidfd, &saved)?;
     std::fs::remove_file(&fifo_path).with_context(|| format!("remove {}", fifo_path.display()))?;
     match reply.first() {
         Some(0) => {}
@@ -55,8 +55,9 @@ use std::os::unix::fs::OpenOptionsExt;
 /// Collects what the init writes into the fifo: its go-ahead (or an error),
 /// then EOF when its end closes at execve. So `start` returns, and poststart
 /// runs, only once the user process really is executing. A dead init is
-/// reported, never waited on forever.
-fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
+/// reported, and a frozen one (paused meanwhile) refused, never waited on
+/// forever while we hold the lock `resume` needs.
+fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd, saved: &state::Saved) -> Result<Vec<u8>> {
     let mut fds = [
         libc::pollfd {
             fd: fifo.as_raw_fd(),
@@ -71,7 +72,12 @@ fn wait_for_release(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<Vec<u8>> {
     ];
     let mut reply = Vec::new();
     loop {
-        sys::poll(&mut fds, -1)?;
+        if sys::poll(&mut fds, 100)? == 0 {
+            if saved.cgroup.as_ref().is_some_and(crate::cgroups::is_frozen) {
+                bail!("cannot start a container in the paused state");
+            }
+            continue;
+        }
         if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
             let mut buf = [0u8; 4096];
             match sys::read(fifo.as_raw_fd(), &mut buf) {

@@ -13,7 +13,7 @@ use oci_spec::runtime::Process;
 
 use super::{spawn, Launch, Mode, Root};
 use crate::config::Bundle;
-use crate::state::{self, Saved};
+use crate::state::{self, ContainerDir, Saved};
 use crate::{cgroups, console, namespaces, process, seccomp, sys};
 
 /// An exec'd process, set up and waiting for `release_over_sync`.
@@ -25,7 +25,12 @@ pub struct Started {
     pub console: Option<OwnedFd>,
 }
 
+/// Takes the container's lock (`dir`) only while it opens the init's
+/// namespaces, root and cgroup: once those handles are held, the process
+/// may sit frozen in a paused container until `resume`, which needs the
+/// lock.
 pub fn start(
+    dir: ContainerDir,
     saved: &Saved,
     bundle: &Bundle,
     spec_process: &Process,
@@ -47,6 +52,7 @@ pub fn start(
         Some(record) => cgroups::open_for_clone(record)?,
         None => None,
     };
+    drop(dir);
     let personality = process::attrs::personality_of(spec)?;
     let mut launch = Launch {
         id: saved.id.clone(),
@@ -73,7 +79,7 @@ pub fn start(
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket)?;
+    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket, None)?;
     Ok(Started {
         pid,
         pidfd,

@@ -50,8 +50,11 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         l.hook_state.pid = host_pid();
     }
 
-    if l.ns.late_cgroupns {
-        // Our cgroup namespace must be rooted at the container's cgroup.
+    if super::waits_for_placed(l) {
+        // Our cgroup namespace must be rooted at the container's cgroup,
+        // or our mounts will be in the runtime's namespace and the parent
+        // must have recorded us first. If it died instead, we leave here
+        // having made nothing.
         wait_for(sync_fd, Kind::Placed)?;
     }
     crate::phase!("namespaces");
@@ -211,7 +214,12 @@ fn release(
     sync::send(sync_fd, Kind::Ready).at(Step::Protocol, "")?;
     match proc {
         None => wait_for(sync_fd, Kind::Start).map(|()| None),
-        Some(proc) => wait_on_fifo(proc, l.fifo_fd).map(Some),
+        Some(proc) => {
+            // The container exists once `create` has recorded it; if it
+            // died first, we leave rather than wait for a `start`.
+            wait_for(sync_fd, Kind::Continue)?;
+            wait_on_fifo(proc, l.fifo_fd).map(Some)
+        }
     }
 }
 

@@ -2,14 +2,22 @@
 //! appear in errors and on the `--debug` timeline):
 //!
 //! 1. parse: load and check config.json, plan namespaces/process/rootfs
-//! 2. state: create the state directory (and exec.fifo for `create`)
-//! 3. clone: clone3 into the new namespaces; the child runs `init::run`
-//! 4. id maps and createRuntime hooks, as the child asks for them
-//! 5. ready: the child has set everything up and waits for `start`
-//! 6. record: state.json and --pid-file
+//! 2. state: create the state directory and write state.json ahead (status
+//!    creating, the cgroup about to be made, where the mounts will be), and
+//!    exec.fifo for `create`
+//! 3. cgroup: create it with its limits
+//! 4. clone: clone3 into the new namespaces; the child runs `init::run`; the
+//!    parent records its PID at once (and a child that will mount in the
+//!    runtime's namespace waits for that)
+//! 5. id maps and createRuntime hooks, as the child asks for them
+//! 6. ready: the child has set everything up and waits for `start`
+//! 7. record: the final state.json and --pid-file
 //!
-//! Any failure kills the child and removes the state directory, so nothing
-//! is left behind; mounts die with the child's mount namespace.
+//! Any failure kills the child and removes what was made, so nothing is
+//! left behind; mounts die with the child's mount namespace (or are
+//! unmounted, without one). If xrun itself is killed, state.json names all
+//! of it for `delete`, and the child, reading EOF on the sync socket at its
+//! next step, exits.
 
 pub mod exec;
 pub mod init;
@@ -134,12 +142,18 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
+    let mut hook_state = initial_state(&bundle, &args.id, &ns);
+    hook_state.cgroup = Some(cgroups::plan(spec, &args.id, &cgroup_layout));
+    if let Err(e) = dir.save(&hook_state) {
+        let _ = dir.remove();
+        return Err(e);
+    }
     let hooks = spec.hooks().as_ref();
     let mut launch = Launch {
         id: args.id.clone(),
         mode,
         bundle: &bundle,
-        hook_state: initial_state(&bundle, &args.id, &ns),
+        hook_state,
         root: Root::Build(rootfs),
         ns,
         process,
@@ -165,8 +179,9 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
             console,
         }),
         Err(e) => {
+            // Planned or made: only what this create made is removed.
             if let Some(record) = &launch.hook_state.cgroup {
-                cgroups::destroy(record);
+                cgroups::destroy(&record.only_created());
             }
             if launch.hook_state.host_mounts {
                 rootfs::unmount_below(&bundle.rootfs);
@@ -237,6 +252,7 @@ fn initial_state(bundle: &Bundle, id: &str, ns: &namespaces::Plan) -> Saved {
         pid_ns: None,
         mnt_ns: None,
         cgroup: None,
+        creating: true,
     }
 }
 
@@ -271,10 +287,10 @@ fn start_init(
         plan.cgroups.set_own_dirs(record.dirs())?;
     }
     launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, console_socket)?;
+    let (pid, pidfd, parent_sync, console) =
+        spawn(launch, Some(&record), cgroup.clone_into, console_socket, Some(dir))?;
     let mut saved = launch.hook_state.clone();
-    saved.pid = pid;
-    saved.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    saved.creating = false;
     if launch.ns.new_pid {
         saved.pid_ns = processes::namespace_of(pid, "pid");
     }
@@ -285,20 +301,26 @@ fn start_init(
     if let Some(p) = pid_file {
         state::write_atomic(p, pid.to_string().as_bytes())?;
     }
+    if launch.mode == Mode::Create {
+        // Recorded: the init may now wait for `start`.
+        sync::send(parent_sync.as_raw_fd(), Kind::Continue).context("container init exited during setup")?;
+    }
     crate::phase!("created");
     Ok((saved, pidfd, parent_sync, console))
 }
 
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
-/// places it (v1/hybrid) and serves its requests until it is Ready; its pty
-/// master goes to `console_socket`. On error the child is killed and
-/// reaped. Returns its pid, pidfd, our end of the sync socket, and the pty
-/// master when no socket took it.
+/// records it in `journal` (create/run), places it (v1/hybrid), lets it go
+/// on and serves its requests until it is Ready; its pty master goes to
+/// `console_socket`. On error the child is killed and reaped. Returns its
+/// pid, pidfd, our end of the sync socket, and the pty master when no
+/// socket took it.
 fn spawn(
     launch: &mut Launch,
     record: Option<&cgroups::Record>,
     clone_into: Option<OwnedFd>,
     console_socket: Option<&UnixStream>,
+    journal: Option<&ContainerDir>,
 ) -> Result<(i32, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
     launch.child_sync = child_sync.as_raw_fd();
@@ -341,11 +363,12 @@ fn spawn(
     drop(child_sync);
     crate::debug!("process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
-    let placed = match record {
-        Some(record) if into.is_none() => place(launch, record, pid, parent_sync.as_raw_fd()),
-        _ => Ok(()),
+    let recorded = match journal {
+        Some(dir) => record_child(dir, launch, pid),
+        None => Ok(()),
     };
-    let result = placed
+    let result = recorded
+        .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
         .and_then(|master| hand_over_console(launch, master, console_socket));
     match result {
@@ -370,15 +393,36 @@ fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&U
     }
 }
 
-/// Puts the child into its cgroup (v1/hybrid, or v2 without
-/// CLONE_INTO_CGROUP) and, if it waits to create its cgroup namespace, tells
-/// it that it may.
-fn place(launch: &Launch, record: &cgroups::Record, pid: i32, sync_fd: RawFd) -> Result<()> {
-    cgroups::place(record, pid)?;
-    if launch.ns.late_cgroupns {
+/// Writes the just-cloned init's PID and start time into state.json
+/// before it makes anything, so `delete` can kill it if we die.
+fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32) -> Result<()> {
+    launch.hook_state.pid = pid;
+    launch.hook_state.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    dir.save(&launch.hook_state)
+}
+
+/// Puts the child into its cgroup when `record` is given (v1/hybrid, or v2
+/// without CLONE_INTO_CGROUP), then lets it go on: an init waits for that
+/// before it makes anything (it is recorded by now), and so does a child
+/// that creates its cgroup namespace once placed.
+fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: RawFd) -> Result<()> {
+    if let Some(record) = record {
+        cgroups::place(record, pid)?;
+    }
+    if waits_for_placed(launch) {
         sync::send(sync_fd, Kind::Placed)?;
     }
     Ok(())
+}
+
+/// Whether the child waits for `Placed` before its first step: to root its
+/// cgroup namespace, or (create/run without a mount namespace) because its
+/// mounts outlive it in ours, so `delete` must be able to kill it before
+/// unmounting them. Other inits go on at once (no extra wake-up on the
+/// start path): all they make dies with them, and a parent killed before
+/// recording them makes them exit at their next step, Ready at the latest.
+fn waits_for_placed(launch: &Launch) -> bool {
+    launch.ns.late_cgroupns || (launch.mode != Mode::Exec && launch.ns.host_mounts)
 }
 
 /// Serves the child's requests until it reports Ready (or fails); returns

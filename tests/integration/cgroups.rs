@@ -236,7 +236,7 @@ fn relative_dirs(rel: &str) -> Vec<PathBuf> {
 }
 
 /// Where an absolute cgroupsPath lands: below each hierarchy's root.
-fn absolute_dirs(abs: &str) -> Vec<PathBuf> {
+pub(crate) fn absolute_dirs(abs: &str) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = hierarchies("self").iter().map(|h| h.host_dir(abs)).collect();
     dirs.dedup();
     dirs
@@ -253,7 +253,7 @@ fn assert_no_dirs(dirs: &[PathBuf]) {
 /// as the parents of a nested cgroupsPath. Declare it before the TestEnv so
 /// it runs after the containers are deleted.
 #[derive(Default)]
-struct RmdirGuard(Vec<PathBuf>);
+pub(crate) struct RmdirGuard(pub(crate) Vec<PathBuf>);
 
 impl Drop for RmdirGuard {
     fn drop(&mut self) {

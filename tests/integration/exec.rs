@@ -246,6 +246,44 @@ fn exec_refusals_leave_the_container_running() {
     t.assert_clean(&id);
 }
 
+// As runc's cgroups.bats "runc exec --ignore-paused": the process joins the
+// frozen container and runs once it is resumed; `resume` must not wait on
+// the exec (which once held the container's lock while its child sat
+// frozen: a deadlock only SIGKILL ended).
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    t.rt(&["pause", &id]).assert_ok();
+    assert_eq!(t.status(&id), "paused");
+    let exec = t.spawn(&[
+        "exec",
+        "--ignore-paused",
+        &id,
+        "sh",
+        "-c",
+        "echo ok; cat /proc/self/cgroup",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Still frozen with the container; `state` answers meanwhile.
+    assert_eq!(t.status(&id), "paused");
+    let resume = t.spawn(&["resume", &id]).wait(Duration::from_secs(5));
+    resume.assert_ok();
+    let out = exec.wait(Duration::from_secs(10));
+    out.assert_ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("ok"), "{out:?}");
+    // It ran inside the container's cgroup (the frozen one).
+    assert!(
+        lines.any(|l| l.contains(&id)),
+        "exec not in the container's cgroup: {out:?}"
+    );
+    assert_eq!(t.status(&id), "running");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
+
 #[test]
 fn exec_preserve_fds_passes_extra_fds() {
     let Some(mut t) = TestEnv::new() else { return };
