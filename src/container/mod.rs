@@ -389,7 +389,12 @@ fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&U
     }
     match (master, socket) {
         (Some(m), Some(s)) => console::socket::send_master(s, m).map(|()| None),
-        (m, _) => Ok(m),
+        // Before the process is released: its first line is already plain.
+        (Some(m), None) => {
+            console::clear_onlcr(m.as_raw_fd()).context("clear onlcr on the pty master")?;
+            Ok(Some(m))
+        }
+        (None, _) => Ok(None),
     }
 }
 
