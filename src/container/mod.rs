@@ -121,6 +121,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .as_ref()
         .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    // process.execCPUAffinity is not for the init (runtime spec): its mask
+    // is reset once it is placed (`reset_affinity`).
+    if let Some(p) = process.as_mut() {
+        (p.cpus_initial, p.cpus_final) = (None, None);
+    }
     // systemd socket activation passes through, after which --preserve-fds
     // counts, as in runc.
     let listen_fds = process::fds::socket_activation_fds();
@@ -369,6 +374,7 @@ fn spawn(
     };
     let result = recorded
         .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
+        .map(|()| reset_affinity(launch, pid))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
         .and_then(|master| hand_over_console(launch, master, console_socket));
     match result {
@@ -418,6 +424,23 @@ fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: R
         sync::send(sync_fd, Kind::Placed)?;
     }
     Ok(())
+}
+
+/// Once the child is in its cgroup: an init, and an exec without
+/// process.execCPUAffinity, may use every CPU its cpuset allows rather than
+/// inherit the caller's mask (`taskset -c 0 xrun run`), as in runc. A
+/// failure leaves the inherited mask, with a warning, as runc does.
+fn reset_affinity(launch: &Launch, pid: i32) {
+    let exec_affinity = launch
+        .process
+        .as_ref()
+        .is_some_and(|p| p.cpus_initial.is_some() || p.cpus_final.is_some());
+    if launch.mode == Mode::Exec && exec_affinity {
+        return;
+    }
+    if let Err(e) = sys::reset_affinity(pid) {
+        crate::warn!("resetting the CPU affinity of pid {pid} failed: {e}");
+    }
 }
 
 /// Whether the child waits for `Placed` before its first step: to root its
