@@ -122,6 +122,22 @@ fn exec_env_flag_overrides_the_containers_variable() {
 }
 
 #[test]
+fn exec_process_file_without_user_runs_as_root() {
+    // runc's bats write process files with only terminal, args and cwd.
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let file = t.dir.join("process.json");
+    std::fs::write(&file, json!({"args": ["checker"], "cwd": "/tmp"}).to_string()).unwrap();
+    let out = t.rt(&["exec", "--process", s(&file), &id]);
+    out.assert_ok();
+    let exec = out.checker();
+    assert_eq!((exec.int("uid"), exec.int("gid")), (0, 0));
+    assert_eq!(exec.str("cwd"), "/tmp");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+#[test]
 fn exec_process_file_is_taken_as_given() {
     let Some(mut t) = TestEnv::new() else { return };
     let id = t.id.clone();
