@@ -369,7 +369,7 @@ fn spawn(
     crate::debug!("process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
     let recorded = match journal {
-        Some(dir) => record_child(dir, launch, pid),
+        Some(dir) => record_child(dir, launch, pid, parent_sync.as_raw_fd()),
         None => Ok(()),
     };
     let result = recorded
@@ -406,10 +406,25 @@ fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&U
 
 /// Writes the just-cloned init's PID and start time into state.json
 /// before it makes anything, so `delete` can kill it if we die.
-fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32) -> Result<()> {
+fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
     launch.hook_state.pid = pid;
-    launch.hook_state.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    let Some(start) = state::process_start_time(pid) else {
+        // Already dead: it found bad input at its first step, and said so.
+        return Err(early_failure(sync_fd).unwrap_or_else(|| anyhow!("init process vanished")));
+    };
+    launch.hook_state.init_start_time = start;
     dir.save(&launch.hook_state)
+}
+
+/// The failure a child that is already dead reported: every frame it sent
+/// is queued before the EOF, so reading cannot block.
+fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
+    while let Ok(Some(m)) = sync::recv(sync_fd) {
+        if let Some(f) = m.failure {
+            return Some(anyhow!("{f}"));
+        }
+    }
+    None
 }
 
 /// Puts the child into its cgroup when `record` is given (v1/hybrid, or v2
