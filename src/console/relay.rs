@@ -46,6 +46,20 @@ fn would_block(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EAGAIN)
 }
 
+/// For a master we will relay, before the process runs: output relayed to
+/// a pipe or file carries the container's "\n" as is, as runc's does (it
+/// clears the pty's ONLCR), no "\r" a script would have to strip. Towards a
+/// terminal of ours, set raw, the pty keeps adding it.
+pub fn plain_newlines_unless_terminal(master: RawFd) {
+    if sys::tcgetattr(1).is_ok() {
+        return;
+    }
+    if let Ok(mut t) = sys::tcgetattr(master) {
+        t.c_oflag &= !libc::ONLCR;
+        let _ = sys::tcsetattr(master, &t);
+    }
+}
+
 /// Relays until the process `pid` exits; returns its exit code (128+N for
 /// signal N). `signals` is the signalfd of the signals a foreground run
 /// handles.
