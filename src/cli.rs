@@ -13,6 +13,16 @@ pub const VERSION_TEXT: &str = concat!(
     "1.2.1"
 );
 
+/// The name this binary was invoked as (argv[0]'s last component): runc's
+/// error texts name "runc", ours the name we run under.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "xrun".to_string())
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "xrun",

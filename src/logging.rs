@@ -1,8 +1,9 @@
-//! Logging as runc does it: `--log FILE` receives every record, in logrus'
-//! text form or (`--log-format json`) one `{"level","msg","time"}` object per
-//! line, which is what containerd's go-runc reads back to report errors.
-//! Errors also go to stderr as one line. `--debug` adds debug records,
-//! including the per-phase start-up timeline.
+//! Logging as runc does it (logrus): records go to `--log FILE`, else to
+//! stderr, in logrus' text form (`time="..." level=error msg="..."`) or
+//! (`--log-format json`) one `{"level","msg","time"}` object per line, which
+//! is what containerd's go-runc reads back from the file to report errors.
+//! With a log file an error is also printed plainly on stderr, one line.
+//! `--debug` adds debug records, including the per-phase start-up timeline.
 
 use std::fmt::Write as _;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -92,53 +93,100 @@ pub fn elapsed_ms() -> f64 {
 
 pub fn log(level: Level, msg: &str) {
     let Some(l) = LOGGER.get() else {
-        if level == Level::Error {
-            eprintln!("xrun: {msg}");
+        // Before the flags are read (or without them): stderr, text form.
+        if level != Level::Debug {
+            let _ = sys::write_all(2, format_record(level, msg, false).as_bytes());
         }
         return;
     };
     if level == Level::Debug && !l.debug {
         return;
     }
-    if l.file_closed.load(Ordering::Relaxed) {
-        if level == Level::Error {
-            let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
-        }
-        return;
-    }
-    let line = format_record(level, msg, l.json);
-    match l.file {
+    let file = l.file.filter(|_| !l.file_closed.load(Ordering::Relaxed));
+    match file {
         Some(fd) => {
-            let _ = sys::write_all(fd, line.as_bytes());
-            if level == Level::Error {
-                let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
-            }
+            let _ = sys::write_all(fd, format_record(level, msg, l.json).as_bytes());
         }
-        None if level == Level::Error => {
-            let _ = sys::write_all(2, format!("xrun: {msg}\n").as_bytes());
-        }
+        // A container's init that closed the file keeps only its errors.
+        None if l.file.is_some() => {}
         None => {
-            let _ = sys::write_all(2, line.as_bytes());
+            let _ = sys::write_all(2, format_record(level, msg, l.json).as_bytes());
+            return;
         }
+    }
+    // The log is not stderr: the caller still sees the error itself there.
+    if level == Level::Error {
+        let _ = sys::write_all(2, format!("{msg}\n").as_bytes());
     }
 }
 
-/// One record as a line, in the chosen format.
+/// One record as a line, in the chosen format; the time to the second, as
+/// logrus' default.
 fn format_record(level: Level, msg: &str, json: bool) -> String {
-    let time = rfc3339_now();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let time = rfc3339_seconds(now.as_secs() as i64);
     if json {
         let obj = serde_json::json!({ "level": level.name(), "msg": msg, "time": time });
         format!("{obj}\n")
     } else {
         let mut s = String::new();
-        let _ = writeln!(s, "time=\"{time}\" level={} msg={:?}", level.name(), msg);
+        let _ = writeln!(s, "time=\"{time}\" level={} msg={}", level.name(), text_value(msg));
         s
     }
+}
+
+/// A value in logrus' text form: bare when it has only `[A-Za-z0-9-._/@^+]`,
+/// else quoted.
+fn text_value(v: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || "-._/@^+".contains(c);
+    if v.chars().all(bare) {
+        v.to_string()
+    } else {
+        quote(v)
+    }
+}
+
+/// `s` in double quotes, escaped as Go's `%q` does: `\"`, `\\`, the C
+/// escapes, `\xNN` for other control bytes, `\u`/`\U` for unprintable runes.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = match c as u32 {
+                    v if v <= 0xffff => write!(out, "\\u{v:04x}"),
+                    v => write!(out, "\\U{v:08x}"),
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub fn rfc3339_now() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// A UTC timestamp as Go's RFC 3339, whole seconds (logrus' log records).
+pub fn rfc3339_seconds(secs: i64) -> String {
+    let full = rfc3339(secs, 0);
+    format!("{}Z", &full[..19])
 }
 
 /// Formats a UTC timestamp as RFC 3339 with nanoseconds, as Go does.
@@ -204,6 +252,30 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
         assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T11:06:40.000000000Z");
+    }
+
+    #[test]
+    fn text_record_is_logrus_form() {
+        let line = format_record(Level::Error, "container does not exist", false);
+        let (time, rest) = line.strip_prefix("time=\"").unwrap().split_once('"').unwrap();
+        assert_eq!(time.len(), "2026-12-07T15:20:00Z".len(), "{line}");
+        assert!(time.ends_with('Z'), "{line}");
+        assert_eq!(rest, " level=error msg=\"container does not exist\"\n");
+        let bare = format_record(Level::Warn, "a-b.c/d", false);
+        assert!(bare.ends_with(" level=warning msg=a-b.c/d\n"), "{bare}");
+    }
+
+    #[test]
+    fn quote_escapes_as_go() {
+        assert_eq!(quote("say \"hi\"\\"), r#""say \"hi\"\\""#);
+        assert_eq!(quote("a\nb\tc\u{0}\u{1b}"), r#""a\nb\tc\x00\x1b""#);
+        assert_eq!(quote("é \u{85}"), "\"é \\u0085\"");
+        assert_eq!(quote(""), "\"\"");
+    }
+
+    #[test]
+    fn rfc3339_seconds_drops_the_fraction() {
+        assert_eq!(rfc3339_seconds(1_795_000_000), "2026-11-18T11:06:40Z");
     }
 
     #[test]

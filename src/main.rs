@@ -23,6 +23,18 @@ use clap::Parser;
 
 use cli::{Cli, Command, LogFormat};
 
+/// How a verb's failure reads and exits, as runc's: `run` and `create`
+/// name the program ("runc run failed: ..."), `exec` fails with 255 so its
+/// caller can tell a runtime error from the process's own status.
+fn failure_of(command: Option<&Command>) -> (Option<String>, i32) {
+    match command {
+        Some(Command::Run(_)) => (Some(format!("{} run failed", cli::program_name())), 1),
+        Some(Command::Create(_)) => (Some(format!("{} create failed", cli::program_name())), 1),
+        Some(Command::Exec(_)) => (Some("exec failed".to_string()), 255),
+        _ => (None, 1),
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
         use clap::CommandFactory;
@@ -125,14 +137,19 @@ fn main() {
         process::fds::survey(passed);
     }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == LogFormat::Json, cli.debug) {
-        eprintln!("xrun: open log file: {e}");
+        logging::log(logging::Level::Error, &format!("open log file: {e}"));
         std::process::exit(1);
     }
+    let (prefix, failed) = failure_of(cli.command.as_ref());
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            logging::log(logging::Level::Error, &format!("{e:#}"));
-            1
+            let msg = match prefix {
+                Some(p) => format!("{p}: {e:#}"),
+                None => format!("{e:#}"),
+            };
+            logging::log(logging::Level::Error, &msg);
+            failed
         }
     };
     std::process::exit(code);

@@ -32,7 +32,8 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use crate::sys;
 
-const PATH_MAX_LEN: usize = 240;
+/// Room for a mount entry's `"SRC" to rootfs at "DEST": why` with long paths.
+const PATH_MAX_LEN: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -227,13 +228,25 @@ impl Failure {
     }
 }
 
+/// "STEP PATH: errno text"; a mount entry's steps read as runc's
+/// `error mounting "SRC" to rootfs at "DEST": ...` (their path is that
+/// `"SRC" to rootfs at "DEST"`). With errno 0 the path is the whole message
+/// (a hook's error, which names the hook).
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}: {}", self.step.name(), sys::strerror(self.errno))
-        } else {
-            write!(f, "{} {}: {}", self.step.name(), self.path, sys::strerror(self.errno))
+        match self.step {
+            _ if self.errno == 0 && !self.path.is_empty() => return write!(f, "{}", self.path),
+            Step::Mount => write!(f, "error mounting {}", self.path)?,
+            Step::CreateMountpoint | Step::MountPropagation => {
+                write!(f, "error mounting {}: {}", self.path, self.step.name())?
+            }
+            step if self.path.is_empty() => write!(f, "{}", step.name())?,
+            step => write!(f, "{} {}", step.name(), self.path)?,
         }
+        if self.errno != 0 {
+            write!(f, ": {}", sys::strerror(self.errno))?;
+        }
+        Ok(())
     }
 }
 
@@ -354,10 +367,33 @@ mod tests {
             (gf.step, gf.errno, gf.path.as_str()),
             (Step::Mount, libc::EPERM, "/proc")
         );
-        assert_eq!(gf.to_string(), "mount /proc: operation not permitted");
+        assert_eq!(gf.to_string(), "error mounting /proc: operation not permitted");
         assert_eq!(recv(b.as_raw_fd()).unwrap().unwrap().kind, Kind::Ready);
         drop(a);
         assert!(recv(b.as_raw_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn failures_read_as_runc_words_them() {
+        let at = r#""/src" to rootfs at "/mnt""#;
+        let mount = Failure::errno(Step::Mount, at, libc::EPERM);
+        assert_eq!(
+            mount.to_string(),
+            r#"error mounting "/src" to rootfs at "/mnt": operation not permitted"#
+        );
+        let point = Failure::errno(Step::CreateMountpoint, at, libc::ENOTDIR);
+        assert_eq!(
+            point.to_string(),
+            r#"error mounting "/src" to rootfs at "/mnt": create mount point: not a directory"#
+        );
+        let exec = Failure::errno(Step::Exec, "/run.sh", libc::ENOENT);
+        assert_eq!(exec.to_string(), "exec /run.sh: no such file or directory");
+        let why = "createContainer hook /x failed: exit status 1";
+        assert_eq!(Failure::errno(Step::CreateContainerHook, why, 0).to_string(), why);
+        assert_eq!(
+            Failure::errno(Step::Seccomp, "", libc::EINVAL).to_string(),
+            "load seccomp filter: invalid argument"
+        );
     }
 
     #[test]
@@ -386,7 +422,7 @@ mod tests {
 
     #[test]
     fn long_paths_are_cut_on_a_char_boundary() {
-        let s = "é".repeat(200);
+        let s = "é".repeat(PATH_MAX_LEN);
         let cut = truncate_utf8(&s, PATH_MAX_LEN);
         assert!(cut.len() <= PATH_MAX_LEN && std::str::from_utf8(cut).is_ok());
     }

@@ -44,7 +44,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         args.preserve_fds,
         console_socket.as_ref(),
     )?;
-    if let Err(e) = container::release_over_sync(&started.sync) {
+    if let Err(e) = container::release_over_sync(&started.sync, container::Mode::Exec) {
         let _ = sys::waitpid(started.pid, 0);
         return Err(e);
     }

@@ -20,9 +20,17 @@ pub fn run(launch: &mut Launch) -> ! {
     // Before Ready the parent is listening; after the release (create mode)
     // only the caller's stderr is left.
     if sync::send_failure(sync_fd, &err).is_err() {
-        let _ = sys::write_all(2, format!("xrun: {err}\n").as_bytes());
+        let _ = sys::write_all(2, format!("{err}\n").as_bytes());
     }
     sys::exit_now(1)
+}
+
+/// execve itself failed: the container's process is ours to report, as
+/// runc's init does once set-up is over: the plain error on its own stderr
+/// and exit status 255, which `run` and `exec` pass on as the process's.
+fn exec_failed(f: &Failure) -> ! {
+    let _ = sys::write_all(2, format!("{f}\n").as_bytes());
+    sys::exit_now(255)
 }
 
 fn wait_for(fd: RawFd, want: Kind) -> Result<(), Failure> {
@@ -153,7 +161,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     }
     crate::phase!("exec");
     let err = sys::execve(&exe, &p.args, &p.env);
-    Err(Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+    exec_failed(&Failure::new(Step::Exec, exe.to_string_lossy(), &err))
 }
 
 /// create/run: hostname, keyring, createRuntime hooks, the mounts,

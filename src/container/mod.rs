@@ -382,8 +382,20 @@ fn spawn(
         Err(e) => {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = sys::waitpid(pid, 0);
-            Err(e)
+            Err(e.context(NOT_STARTED))
         }
+    }
+}
+
+/// How runc words a failure to get the container's process going, and
+/// (create/run) one the init itself reported.
+const NOT_STARTED: &str = "unable to start container process";
+
+/// A failure the child reported, in runc's words.
+fn child_failure(mode: Mode, f: &sync::Failure) -> anyhow::Error {
+    match mode {
+        Mode::Create | Mode::Run => anyhow!("error during container init: {f}"),
+        Mode::Exec => anyhow!("{f}"),
     }
 }
 
@@ -516,7 +528,7 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<
             Kind::Failed => {
                 let f = msg.failure.expect("Failed frames carry a failure");
                 let _ = sys::waitpid(pid, 0);
-                return Err(anyhow!("{f}"));
+                return Err(child_failure(launch.mode, &f));
             }
             Kind::Continue | Kind::Start | Kind::Placed | Kind::Console => {
                 bail!("unexpected message from container init")
@@ -534,15 +546,18 @@ pub fn run_prestart(saved: &Saved) -> Result<()> {
     crate::hooks::run_all("prestart", hooks, &saved.hook_json(state::Status::Created))
 }
 
-/// `run`: lets the child go on to exec, and waits until it has (EOF on the
-/// sync socket) or reports why it could not.
-pub fn release_over_sync(sync: &OwnedFd) -> Result<()> {
-    sync::send(sync.as_raw_fd(), Kind::Start).context("start container init")?;
-    match sync::recv(sync.as_raw_fd())? {
-        None => Ok(()),
-        Some(m) => match m.failure {
-            Some(f) => Err(anyhow!("{f}")),
-            None => bail!("unexpected message from container init"),
-        },
-    }
+/// `run` and `exec` (`mode`): lets the child go on to exec, and waits until
+/// it has (EOF on the sync socket) or reports why it could not.
+pub fn release_over_sync(sync: &OwnedFd, mode: Mode) -> Result<()> {
+    let released = (|| {
+        sync::send(sync.as_raw_fd(), Kind::Start).context("start container init")?;
+        match sync::recv(sync.as_raw_fd())? {
+            None => Ok(()),
+            Some(m) => match m.failure {
+                Some(f) => Err(child_failure(mode, &f)),
+                None => bail!("unexpected message from container init"),
+            },
+        }
+    })();
+    released.context(NOT_STARTED)
 }

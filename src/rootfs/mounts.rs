@@ -10,6 +10,7 @@ use libc::c_ulong;
 use oci_spec::runtime::Mount;
 
 use super::resolve;
+use crate::logging::quote;
 use crate::sync::{At, Failure, Step};
 use crate::sys;
 
@@ -227,45 +228,52 @@ pub struct Context<'a> {
     pub mount_context: Option<&'a str>,
 }
 
-/// Mounts one config entry inside the rootfs.
+/// Mounts one config entry inside the rootfs. Its failures name the entry
+/// as runc's do: `"SRC" to rootfs at "DEST"`.
 pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
     let dest = resolve::clean(m.destination());
-    let shown = m.destination().display();
-    let opts = parse_options(m.options().as_deref().unwrap_or(&[]))
-        .map_err(|_| Failure::errno(Step::Mount, &shown, libc::EINVAL))?;
-    let typ = m
-        .typ()
-        .as_deref()
-        .unwrap_or(if opts.is_bind() { "bind" } else { "none" });
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or(match &opts {
+        Ok(o) if o.is_bind() => "bind",
+        _ => "none",
+    });
+    let is_bind = typ == "bind" || opts.as_ref().is_ok_and(|o| o.is_bind());
+    let bind_src = is_bind.then(|| bind_source(ctx.bundle, m.source().as_deref()));
+    let shown_src = bind_src.as_deref().or(m.source().as_deref()).unwrap_or(Path::new(""));
+    let at = format!(
+        "{} to rootfs at {}",
+        quote(&shown_src.to_string_lossy()),
+        quote(&m.destination().to_string_lossy())
+    );
+    let opts = opts.map_err(|_| Failure::errno(Step::Mount, &at, libc::EINVAL))?;
 
-    if opts.is_bind() || typ == "bind" {
-        let source = bind_source(ctx.bundle, m.source().as_deref());
-        let is_dir = std::fs::metadata(&source).at(Step::Mount, source.display())?.is_dir();
-        let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &shown)?;
-        bind(ctx, &source, &target, &dest, m.destination(), &opts)?;
+    if let Some(source) = &bind_src {
+        let is_dir = std::fs::metadata(source).at(Step::Mount, &at)?.is_dir();
+        let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &at)?;
+        bind(ctx, source, &target, &dest, &at, &opts)?;
     } else if matches!(typ, "proc" | "sysfs") {
         // A symlink here would put procfs or sysfs wherever the image
         // points it (CVE-2019-19921): the destination must be a directory.
         let target = resolve::ensure_real_dir(ctx.root, &dest).map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOTDIR) {
-                let why = format!("{shown}: filesystem {typ:?} must be mounted on ordinary directory");
+                let why = format!("{at}: filesystem {typ:?} must be mounted on ordinary directory");
                 Failure::errno(Step::Mount, why, libc::ENOTDIR)
             } else {
-                Failure::new(Step::CreateMountpoint, &shown, &e)
+                Failure::new(Step::CreateMountpoint, &at, &e)
             }
         })?;
-        mount_fs(&target, typ, m, &opts, None).at(Step::Mount, &shown)?;
+        mount_fs(&target, typ, m, &opts, None).at(Step::Mount, &at)?;
     } else if typ == "cgroup" {
-        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
-        mount_cgroup(ctx, &target, &dest, &opts).at(Step::Mount, &shown)?;
+        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &at)?;
+        mount_cgroup(ctx, &target, &dest, &opts).at(Step::Mount, &at)?;
     } else {
-        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &shown)?;
+        let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &at)?;
         // runc labels every filesystem it mounts itself except proc, sysfs
         // and mqueue (and binds, where the kernel ignores mount data).
         let context = ctx.mount_context.filter(|_| typ != "mqueue");
-        mount_fs(&target, typ, m, &opts, context).at(Step::Mount, &shown)?;
+        mount_fs(&target, typ, m, &opts, context).at(Step::Mount, &at)?;
     }
-    finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &shown)
+    finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &at)
 }
 
 /// A mount of a filesystem (not a bind) onto the target fd.
@@ -301,17 +309,9 @@ fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
 
 /// Bind mounts `source` onto the target fd, then applies the per-mount flags
 /// (a bind ignores them on the first call: the kernel needs a remount).
-/// `shown` is the destination as the config wrote it, for errors.
-fn bind(
-    ctx: &Context,
-    source: &Path,
-    target: &OwnedFd,
-    dest: &Path,
-    shown: &Path,
-    opts: &Options,
-) -> Result<(), Failure> {
-    let shown = shown.display();
-    let src = sys::cstring(source).at(Step::Mount, &shown)?;
+/// `at` names the entry in errors.
+fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, at: &str, opts: &Options) -> Result<(), Failure> {
+    let src = sys::cstring(source).at(Step::Mount, at)?;
     let tpath = resolve::fd_path(target.as_raw_fd());
     sys::mount(
         Some(&src),
@@ -320,28 +320,28 @@ fn bind(
         opts.flags & (libc::MS_BIND | libc::MS_REC),
         None,
     )
-    .at(Step::Mount, &shown)?;
+    .at(Step::Mount, at)?;
     let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if extra == 0 && opts.cleared == 0 {
         return Ok(());
     }
     // The target fd still names the covered directory: reach the new mount
     // by resolving the destination again.
-    let reopened = resolve::open(ctx.root, dest, 0).at(Step::Mount, &shown)?;
+    let reopened = resolve::open(ctx.root, dest, 0).at(Step::Mount, at)?;
     let rpath = resolve::fd_path(reopened.as_raw_fd());
     let flags = libc::MS_REMOUNT | libc::MS_BIND | extra;
     match sys::mount(None, &rpath, None, flags, None) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-        other => return other.at(Step::Mount, &shown),
+        other => return other.at(Step::Mount, at),
     }
     // EPERM: the source mount's flags are locked (it came from a more
     // privileged mount namespace). Keep them, unless the config asked for
     // one of them to be cleared: that is an error, never silently ignored.
-    let source_flags = mount_flags(reopened.as_raw_fd()).at(Step::Mount, &shown)?;
+    let source_flags = mount_flags(reopened.as_raw_fd()).at(Step::Mount, at)?;
     let locked = relock(extra, opts.cleared, source_flags)
-        .map_err(|why| Failure::errno(Step::Mount, format!("{shown}: {why}"), libc::EPERM))?;
+        .map_err(|why| Failure::errno(Step::Mount, format!("{at}: {why}"), libc::EPERM))?;
     sys::mount(None, &rpath, None, flags | locked, None).map_err(|e| {
-        let why = format!("{shown}: remount with locked flags {} re-applied", flag_names(locked));
+        let why = format!("{at}: remount with locked flags {} re-applied", flag_names(locked));
         Failure::new(Step::Mount, why, &e)
     })
 }

@@ -144,6 +144,40 @@ fn checker() -> &'static Path {
 // ---------------------------------------------------------------------------
 // Command results
 
+/// The message of one logrus text line at level error
+/// (`time="..." level=error msg="..."`): bare, or Go-quoted.
+pub fn logrus_error_msg(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("time=\"")?;
+    let (_, rest) = rest.split_once("\" level=error msg=")?;
+    let Some(quoted) = rest.strip_prefix('"') else {
+        return Some(rest.to_string());
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                e @ ('x' | 'u' | 'U') => {
+                    let n = match e {
+                        'x' => 2,
+                        'u' => 4,
+                        _ => 8,
+                    };
+                    let hex: String = chars.by_ref().take(n).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 /// Outcome of one runtime invocation. Stdout/stderr go to files so that a
 /// container that inherits them (create, run --detach) cannot block us.
 #[derive(Debug)]
@@ -192,6 +226,12 @@ impl CmdOutput {
         );
         let _ = self.code();
         self
+    }
+
+    /// The `msg` of each logrus `level=error` line on stderr (runc's and
+    /// xrun's error form), unquoted; one per line.
+    pub fn error_msgs(&self) -> Vec<String> {
+        self.stderr.lines().filter_map(logrus_error_msg).collect()
     }
 
     /// Stdout as written so far: a created container keeps writing to it.

@@ -143,7 +143,12 @@ fn an_unknown_clock_is_refused_by_name() {
     let id = env.id.clone();
     let out = env.run(&id, &[]);
     out.assert_fails();
-    assert!(out.stderr.contains("unknown clock \"realtime\""), "{}", out.stderr);
+    let msgs = out.error_msgs();
+    assert!(
+        msgs.iter().any(|m| m.contains("unknown clock \"realtime\"")),
+        "{}",
+        out.stderr
+    );
     env.assert_clean(&id);
 }
 
