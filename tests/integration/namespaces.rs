@@ -36,6 +36,23 @@ fn missing_namespace_entries_share_the_host_namespace() {
     t.assert_clean(&t.id);
 }
 
+// runc (run.bats): `"path": ""` asks for a new namespace, like no path.
+#[test]
+fn empty_namespace_path_means_a_new_namespace() {
+    let Some(mut t) = TestEnv::new() else { return };
+    for ns in ["mount", "network", "uts", "ipc", "pid"] {
+        set_namespace(&mut t.config, ns, Some(""));
+    }
+    let report = t.run_checker(&t.id);
+    for ns in ["mnt", "net", "uts", "ipc", "pid"] {
+        assert!(!report.ns(ns).is_empty(), "no {ns} namespace reported");
+        assert_ne!(report.ns(ns), host_ns(ns), "{ns} namespace is the host's");
+    }
+    assert_eq!(report.int("pid"), 1);
+    assert_eq!(report.str("hostname"), "xrun-test");
+    t.assert_clean(&t.id);
+}
+
 #[test]
 fn namespace_path_joins_existing_namespace() {
     let Some(mut t) = TestEnv::new() else { return };
