@@ -101,3 +101,48 @@ fn user_namespace_maps_ids() {
     }
     t.assert_clean(&t.id);
 }
+
+// runc (run.bats, joining existing container namespaces): a joined user
+// namespace is entered as its root, so the new mount namespace's mount
+// points can be made (an unmapped host root gets EOVERFLOW).
+#[test]
+fn joined_user_namespace_is_entered_as_its_root() {
+    // xrun-only: runc 1.1 wants uidMappings even for a joined user namespace.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    set_namespace(&mut t.config, "user", None);
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    t.config["linux"]["uidMappings"] = mapping.clone();
+    t.config["linux"]["gidMappings"] = mapping;
+    t.start_sleeper(&target);
+    let pid = t.state(&target).unwrap()["pid"].as_i64().unwrap();
+    let target_user = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+
+    let linux = t.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    // Its pid namespace too: a new one would belong to the host's user
+    // namespace, where the joiner cannot mount a proc for it.
+    for (typ, file) in [
+        ("user", "user"),
+        ("pid", "pid"),
+        ("network", "net"),
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+    ] {
+        set_namespace(&mut t.config, typ, Some(&format!("/proc/{pid}/ns/{file}")));
+    }
+    t.args(&["checker"]);
+    let joiner = t.new_id("joiner");
+    let report = t.run_checker(&joiner);
+    assert_eq!(report.ns("user"), target_user.to_string_lossy());
+    assert_eq!((report.int("uid"), report.int("gid")), (0, 0));
+    assert_ne!(report.ns("mnt"), host_ns("mnt"));
+    assert!(!report.mount_at("/dev/pts").is_null(), "no /dev/pts in the joiner");
+    t.rt(&["delete", "--force", &target]).assert_ok();
+    t.assert_clean(&joiner);
+    t.assert_clean(&target);
+}
