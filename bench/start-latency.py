@@ -106,6 +106,9 @@ def parse_args():
     p.add_argument("--runc", default="/usr/sbin/runc", help="runc binary")
     p.add_argument("--crun", help="also benchmark crun at this path")
     p.add_argument("--youki", help="also benchmark youki at this path")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                   help="also benchmark another runc-compatible binary (e.g. an older "
+                        "xrun build, for a before/after ratio in one run); repeatable")
     p.add_argument("--bundle", default=DEFAULT_BUNDLE,
                    help="bundle to run (default oci-bundles/true)")
     p.add_argument("--timeout", type=float, default=10.0,
@@ -145,6 +148,11 @@ def make_runners(args, bundle, rootfs, tmpdir):
         wanted.append(("crun", args.crun))
     if args.youki:
         wanted.append(("youki", args.youki))
+    for spec in args.also:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--also wants NAME=PATH, got {spec!r}")
+        wanted.append((name, path))
     runners = []
     for name, path in wanted:
         binary = resolve_binary(path)

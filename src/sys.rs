@@ -1060,6 +1060,17 @@ pub fn sched_setaffinity(words: &[u64]) -> io::Result<()> {
     check_int(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
 }
 
+/// sched_setaffinity(pid, every CPU): the kernel keeps of the mask only
+/// the CPUs that exist and that pid's cpuset allows, and remembers the
+/// request, so CPUs later added to the cpuset are used too. The mask is as
+/// wide as runc's (65536 CPUs), past any kernel's NR_CPUS.
+pub fn reset_affinity(pid: i32) -> io::Result<()> {
+    let all = vec![u64::MAX; 65536 / 64];
+    let len = all.len() * mem::size_of::<u64>();
+    // SAFETY: pointer and length describe `all`, which the call only reads.
+    check(unsafe { libc::syscall(libc::SYS_sched_setaffinity, pid, len, all.as_ptr()) }).map(drop)
+}
+
 /// personality(persona); returns the previous persona.
 pub fn personality(persona: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: integer argument.

@@ -63,7 +63,21 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn process_for(args: &ExecArgs, spec: &Spec) -> Result<Process> {
     if let Some(path) = &args.process {
         let text = std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
-        return serde_json::from_slice(&text).with_context(|| format!("parse process file {}", path.display()));
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&text).with_context(|| format!("parse process file {}", path.display()))?;
+        // Without "user" the process runs as 0:0 (runc's zero value).
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        let mut p: Process =
+            serde_json::from_value(value).with_context(|| format!("parse process file {}", path.display()))?;
+        // The container's execCPUAffinity holds unless the file sets its own
+        // (runc's rule).
+        if p.exec_cpu_affinity().is_none() {
+            p.set_exec_cpu_affinity(spec.process().as_ref().and_then(|c| c.exec_cpu_affinity().clone()));
+        }
+        return Ok(p);
     }
     if args.command.is_empty() {
         bail!("exec needs a command to run (or --process FILE)");

@@ -97,6 +97,18 @@ pub fn setup(plan: &Plan, sync_fd: RawFd) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Output NL stays NL on the container's pty (termios on a master sets
+/// its peer's): runc clears ONLCR on every master it keeps for a
+/// foreground relay (and its recvtty does for a console socket), so the
+/// caller sees the container's bytes; our own terminal, left with OPOST,
+/// does the NL to CRNL for display. A console-socket receiver decides for
+/// itself, as with runc.
+pub fn clear_onlcr(master: RawFd) -> std::io::Result<()> {
+    let mut t = sys::tcgetattr(master)?;
+    t.c_oflag &= !libc::ONLCR;
+    sys::tcsetattr(master, &t)
+}
+
 /// The owner of the pty becomes the process user (uid only: the devpts
 /// mount chose the group), as runc does for the init's stdio.
 fn give_to_user(peer: &OwnedFd, uid: u32) -> Result<(), Failure> {

@@ -20,7 +20,11 @@ impl RawMode {
     /// None when stdin is not a terminal (a pipe, /dev/null): nothing to do.
     fn enter(fd: RawFd) -> Option<RawMode> {
         let saved = sys::tcgetattr(fd).ok()?;
-        if let Err(e) = sys::tcsetattr(fd, &sys::make_raw(saved)) {
+        let mut raw = sys::make_raw(saved);
+        // Output processing stays (as runc's raw mode keeps it): the
+        // container's pty sends bare NLs (`console::clear_onlcr`).
+        raw.c_oflag |= libc::OPOST;
+        if let Err(e) = sys::tcsetattr(fd, &raw) {
             crate::debug!("cannot set stdin raw: {e}");
             return None;
         }

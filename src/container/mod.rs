@@ -123,6 +123,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .as_ref()
         .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    // process.execCPUAffinity is not for the init (runtime spec): its mask
+    // is reset once it is placed (`reset_affinity`).
+    if let Some(p) = process.as_mut() {
+        (p.cpus_initial, p.cpus_final) = (None, None);
+    }
     // systemd socket activation passes through, after which --preserve-fds
     // counts, as in runc.
     let listen_fds = process::fds::socket_activation_fds();
@@ -368,11 +373,12 @@ fn spawn(
     crate::debug!("process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
     let recorded = match journal {
-        Some(dir) => record_child(dir, launch, pid),
+        Some(dir) => record_child(dir, launch, pid, parent_sync.as_raw_fd()),
         None => Ok(()),
     };
     let result = recorded
         .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
+        .map(|()| reset_affinity(launch, pid))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
         .and_then(|master| hand_over_console(launch, master, console_socket));
     match result {
@@ -393,16 +399,36 @@ fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&U
     }
     match (master, socket) {
         (Some(m), Some(s)) => console::socket::send_master(s, m).map(|()| None),
-        (m, _) => Ok(m),
+        // Before the process is released: its first line is already plain.
+        (Some(m), None) => {
+            console::clear_onlcr(m.as_raw_fd()).context("clear onlcr on the pty master")?;
+            Ok(Some(m))
+        }
+        (None, _) => Ok(None),
     }
 }
 
 /// Writes the just-cloned init's PID and start time into state.json
 /// before it makes anything, so `delete` can kill it if we die.
-fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32) -> Result<()> {
+fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
     launch.hook_state.pid = pid;
-    launch.hook_state.init_start_time = state::process_start_time(pid).context("init process vanished")?;
+    let Some(start) = state::process_start_time(pid) else {
+        // Already dead: it found bad input at its first step, and said so.
+        return Err(early_failure(sync_fd).unwrap_or_else(|| anyhow!("init process vanished")));
+    };
+    launch.hook_state.init_start_time = start;
     dir.save(&launch.hook_state)
+}
+
+/// The failure a child that is already dead reported: every frame it sent
+/// is queued before the EOF, so reading cannot block.
+fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
+    while let Ok(Some(m)) = sync::recv(sync_fd) {
+        if let Some(f) = m.failure {
+            return Some(anyhow!("{f}"));
+        }
+    }
+    None
 }
 
 /// Puts the child into its cgroup when `record` is given (v1/hybrid, or v2
@@ -417,6 +443,23 @@ fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: R
         sync::send(sync_fd, Kind::Placed)?;
     }
     Ok(())
+}
+
+/// Once the child is in its cgroup: an init, and an exec without
+/// process.execCPUAffinity, may use every CPU its cpuset allows rather than
+/// inherit the caller's mask (`taskset -c 0 xrun run`), as in runc. A
+/// failure leaves the inherited mask, with a warning, as runc does.
+fn reset_affinity(launch: &Launch, pid: i32) {
+    let exec_affinity = launch
+        .process
+        .as_ref()
+        .is_some_and(|p| p.cpus_initial.is_some() || p.cpus_final.is_some());
+    if launch.mode == Mode::Exec && exec_affinity {
+        return;
+    }
+    if let Err(e) = sys::reset_affinity(pid) {
+        crate::warn!("resetting the CPU affinity of pid {pid} failed: {e}");
+    }
 }
 
 /// Whether the child waits for `Placed` before its first step: to root its

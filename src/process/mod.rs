@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod caps;
+pub mod env;
 pub mod fds;
 pub mod lsm;
 
@@ -77,12 +78,8 @@ impl Plan {
         if !p.cwd().is_absolute() {
             bail!("process.cwd {:?} must be an absolute path", p.cwd());
         }
-        let env = p.env().clone().unwrap_or_default();
-        let path_var = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH)
-            .to_string();
+        let env = env::prepare(p.env().as_deref().unwrap_or(&[]))?;
+        let path_var = env::get(&env, "PATH").unwrap_or(DEFAULT_PATH).to_string();
         let mut rlimits = Vec::new();
         for r in p.rlimits().as_deref().unwrap_or(&[]) {
             if r.soft() > r.hard() {
@@ -205,14 +202,23 @@ impl Plan {
         ))
     }
 
-    /// Appends NAME=value to the environment (a NUL inside is dropped).
+    /// Sets NAME=value, replacing NAME's entry if the config has one (an
+    /// entry with a NUL inside is dropped).
     pub fn add_env(&mut self, entry: &str) {
+        let key = entry.split_once('=').map_or(entry, |(k, _)| k);
+        self.env.retain(|e| {
+            !e.to_bytes()
+                .split(|&b| b == b'=')
+                .next()
+                .is_some_and(|k| k == key.as_bytes())
+        });
         if let Ok(c) = CString::new(entry) {
             self.env.push(c);
         }
     }
 
-    /// HOME from the container's /etc/passwd when the config sets none.
+    /// HOME from the container's /etc/passwd when the config sets none (an
+    /// empty HOME was dropped by `env::prepare`).
     pub fn add_home(&mut self) {
         if self.env.iter().any(|e| e.as_bytes().starts_with(b"HOME=")) {
             return;

@@ -106,6 +106,38 @@ fn exec_flags_set_user_cwd_env_groups_and_caps() {
 }
 
 #[test]
+fn exec_env_flag_overrides_the_containers_variable() {
+    // runc appends -e to the process env and keeps a key's last value.
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["env"] = json!([DEFAULT_PATH, "ONE=config", "TWO=config"]);
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let exec = exec_checker(&t, &id, &["-e", "ONE=cli", "-e", "THREE=cli"], &[]);
+    let env = exec.env();
+    let ones: Vec<&String> = env.iter().filter(|e| e.starts_with("ONE=")).collect();
+    assert_eq!(ones, ["ONE=cli"], "{env:?}");
+    assert!(env.contains(&"TWO=config".to_string()), "{env:?}");
+    assert!(env.contains(&"THREE=cli".to_string()), "{env:?}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    // runc's bats write process files with only terminal, args and cwd.
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let file = t.dir.join("process.json");
+    std::fs::write(&file, json!({"args": ["checker"], "cwd": "/tmp"}).to_string()).unwrap();
+    let out = t.rt(&["exec", "--process", s(&file), &id]);
+    out.assert_ok();
+    let exec = out.checker();
+    assert_eq!((exec.int("uid"), exec.int("gid")), (0, 0));
+    assert_eq!(exec.str("cwd"), "/tmp");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+#[test]
 fn exec_process_file_is_taken_as_given() {
     let Some(mut t) = TestEnv::new() else { return };
     let id = t.id.clone();

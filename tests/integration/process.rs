@@ -45,6 +45,65 @@ fn env_is_exactly_as_configured() {
     }
 }
 
+/// The variables named `name` in a report's env, in order.
+fn values_of(report: &Checker, name: &str) -> Vec<String> {
+    let prefix = format!("{name}=");
+    report
+        .env()
+        .iter()
+        .filter_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+fn with_passwd(t: &TestEnv) {
+    let etc = t.rootfs_mkdir("etc");
+    fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+}
+
+#[test]
+fn empty_home_is_filled_from_passwd() {
+    // runc: HOME= counts as unset, whichever entry of HOME comes last.
+    let Some(mut t) = TestEnv::new() else { return };
+    with_passwd(&t);
+    for env in [
+        json!([DEFAULT_PATH, "HOME="]),
+        json!(["HOME=/override", DEFAULT_PATH, "HOME="]),
+    ] {
+        t.config["process"]["env"] = env.clone();
+        let report = t.run_checker(&t.id);
+        assert_eq!(values_of(&report, "HOME"), ["/root"], "env {env}: {:?}", report.env());
+        t.assert_clean(&t.id);
+    }
+    // A non-empty HOME is kept as is.
+    t.config["process"]["env"] = json!([DEFAULT_PATH, "HOME=/override"]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(values_of(&report, "HOME"), ["/override"]);
+}
+
+#[test]
+fn a_repeated_variable_keeps_its_last_value_once() {
+    let Some(mut t) = TestEnv::new() else { return };
+    with_passwd(&t);
+    t.config["process"]["env"] = json!(["ONE=two", DEFAULT_PATH, "ONE=three", "TWO=a", "TWO="]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(values_of(&report, "ONE"), ["three"]);
+    assert_eq!(values_of(&report, "TWO"), [""]);
+    // Nothing else doubled or lost: PATH, ONE, TWO and the added HOME.
+    assert_eq!(report.env().len(), 4, "{:?}", report.env());
+}
+
+#[test]
+fn malformed_env_entries_are_refused() {
+    let Some(mut t) = TestEnv::new() else { return };
+    for (entry, why) in [("NOEQUALS", "missing '='"), ("=value", "name cannot be empty")] {
+        t.config["process"]["env"] = json!([DEFAULT_PATH, entry]);
+        let out = t.create(&t.id, &[]);
+        out.assert_fails();
+        assert!(out.stderr.contains(why), "{entry}: {}", out.stderr);
+        t.assert_clean(&t.id);
+    }
+}
+
 #[test]
 fn missing_cwd_is_created() {
     let Some(mut t) = TestEnv::new() else { return };

@@ -85,45 +85,192 @@ fn io_priority_out_of_range_is_refused() {
     assert_refused(&t, "process.ioPriority");
 }
 
+/// The CPUs this test may use (`Cpus_allowed_list`): what "every CPU"
+/// means for a process the runtime started on its behalf.
+fn own_cpus() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Needs two CPUs to tell a reset mask from an inherited one.
+fn two_cpus() -> bool {
+    if cpus() < 2 || own_cpus() == "0" {
+        skip("needs two CPUs");
+        return false;
+    }
+    true
+}
+
+/// The runtime with `args`, started as `taskset -c 0` would.
+fn on_cpu0(t: &TestEnv, args: &[&str]) -> CmdOutput {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = t.command(args);
+    // SAFETY: the closure only calls sched_setaffinity, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    t.exec(cmd)
+}
+
+/// `exec <id> checker` (with `extra` flags); the process' CPU list.
+fn exec_cpus(t: &TestEnv, id: &str, extra: &[&str]) -> String {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[id, "checker"]);
+    let out = t.rt(&args);
+    out.assert_ok();
+    out.checker().status("Cpus_allowed_list").to_string()
+}
+
+fn set_cpuset(t: &mut TestEnv, cpus: &str) {
+    t.config["linux"]["resources"] = json!({"cpu": {"cpus": cpus, "mems": "0"}});
+}
+
+#[test]
+fn run_resets_the_callers_cpu_affinity() {
+    // runc >= 1.3: the container does not inherit `taskset -c 0 runc run`.
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(t) = TestEnv::new() else { return };
+    t.write_config();
+    let out = on_cpu0(&t, &["run", "--bundle", s(&t.bundle), &t.id]);
+    out.assert_ok();
+    assert_eq!(out.checker().status("Cpus_allowed_list"), own_cpus());
+    t.assert_clean(&t.id);
+}
+
+#[test]
+fn run_resets_cpu_affinity_to_the_cpuset() {
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    // Overlapping the caller's CPU 0, then not at all.
+    for cpus in ["0-1", "1"] {
+        set_cpuset(&mut t, cpus);
+        t.write_config();
+        let out = on_cpu0(&t, &["run", "--bundle", s(&t.bundle), &t.id]);
+        out.assert_ok();
+        assert_eq!(out.checker().status("Cpus_allowed_list"), cpus, "cpuset {cpus}");
+        t.assert_clean(&t.id);
+    }
+}
+
+#[test]
+fn exec_resets_the_callers_cpu_affinity() {
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let out = on_cpu0(&t, &["exec", &id, "checker"]);
+    out.assert_ok();
+    assert_eq!(out.checker().status("Cpus_allowed_list"), own_cpus());
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
+
+#[test]
+fn exec_resets_cpu_affinity_to_the_cpuset() {
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    for cpus in ["0-1", "1"] {
+        let id = t.new_id("cpuset");
+        set_cpuset(&mut t, cpus);
+        t.start_sleeper(&id);
+        let out = on_cpu0(&t, &["exec", &id, "checker"]);
+        out.assert_ok();
+        assert_eq!(out.checker().status("Cpus_allowed_list"), cpus, "cpuset {cpus}");
+        t.rt(&["delete", "--force", &id]).assert_ok();
+        t.assert_clean(&id);
+    }
+}
+
+#[test]
+fn exec_cpu_affinity_is_not_for_the_init() {
+    // runtime spec: "not applicable to the container's init process".
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["execCPUAffinity"] = json!({"initial": "1", "final": "1"});
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.status("Cpus_allowed_list"), own_cpus());
+}
+
 #[test]
 fn exec_cpu_affinity_final() {
-    if xrun_only() {
+    if xrun_only() || !two_cpus() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
     t.config["process"]["execCPUAffinity"] = json!({"final": "0"});
-    let report = t.run_checker(&t.id);
-    assert_eq!(report.status("Cpus_allowed_list"), "0");
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    assert_eq!(exec_cpus(&t, &id, &[]), "0");
+    t.rt(&["delete", "--force", &id]).assert_ok();
 }
 
 #[test]
 fn exec_cpu_affinity_initial_stays_without_final() {
-    if xrun_only() {
-        return;
-    }
-    if cpus() < 2 {
-        skip("needs two CPUs");
+    if xrun_only() || !two_cpus() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
     t.config["process"]["execCPUAffinity"] = json!({"initial": "1"});
-    let report = t.run_checker(&t.id);
-    assert_eq!(report.status("Cpus_allowed_list"), "1");
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    assert_eq!(exec_cpus(&t, &id, &[]), "1");
+    t.rt(&["delete", "--force", &id]).assert_ok();
 }
 
 #[test]
 fn exec_cpu_affinity_final_overrides_initial() {
-    if xrun_only() {
-        return;
-    }
-    if cpus() < 2 {
-        skip("needs two CPUs");
+    if xrun_only() || !two_cpus() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
     t.config["process"]["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
-    let report = t.run_checker(&t.id);
-    assert_eq!(report.status("Cpus_allowed_list"), "0");
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    assert_eq!(exec_cpus(&t, &id, &[]), "0");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+#[test]
+fn exec_process_file_without_cpu_affinity_takes_the_configs() {
+    // runc: the container's execCPUAffinity unless the process sets one.
+    if xrun_only() || !two_cpus() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["execCPUAffinity"] = json!({"final": "1"});
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let mut process = json!({"user": {"uid": 0, "gid": 0}, "args": ["checker"], "cwd": "/"});
+    let file = t.dir.join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    assert_eq!(exec_cpus(&t, &id, &["--process", s(&file)]), "1");
+    process["execCPUAffinity"] = json!({"final": "0"});
+    std::fs::write(&file, process.to_string()).unwrap();
+    assert_eq!(exec_cpus(&t, &id, &["--process", s(&file)]), "0");
+    t.rt(&["delete", "--force", &id]).assert_ok();
 }
 
 #[test]
@@ -137,13 +284,24 @@ fn malformed_cpu_list_is_refused() {
 }
 
 #[test]
-fn absent_cpu_fails_cleanly_in_one_line() {
+fn absent_cpu_fails_the_exec_cleanly_in_one_line() {
     if xrun_only() {
         return;
     }
     let Some(mut t) = TestEnv::new() else { return };
-    t.config["process"]["execCPUAffinity"] = json!({"initial": "1000"});
-    assert_refused(&t, "cpu affinity");
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let process = json!({"user": {"uid": 0, "gid": 0}, "args": ["checker"], "cwd": "/",
+                         "execCPUAffinity": {"initial": "1000"}});
+    let file = t.dir.join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = t.rt(&["exec", "--process", s(&file), &id]);
+    out.assert_fails();
+    assert_eq!(out.stderr.trim().lines().count(), 1, "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("cpu affinity"), "stderr: {}", out.stderr);
+    assert_eq!(t.status(&id), "running");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
 }
 
 #[test]

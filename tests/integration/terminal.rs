@@ -226,12 +226,16 @@ fn openpty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
 }
 
-fn lflag(fd: &OwnedFd) -> libc::tcflag_t {
+fn termios(fd: &OwnedFd) -> libc::termios {
     // SAFETY: termios is plain data, filled by tcgetattr.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd and out-pointer.
     assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
-    t.c_lflag
+    t
+}
+
+fn lflag(fd: &OwnedFd) -> libc::tcflag_t {
+    termios(fd).c_lflag
 }
 
 #[test]
@@ -248,6 +252,9 @@ fn foreground_run_relays_the_pty() {
     let mut child = cmd.spawn().unwrap();
     let xrun_pid = child.id() as i32;
     let raw = poll_until(IO_TIMEOUT, || lflag(&slave) & (libc::ICANON | libc::ECHO) == 0);
+    // Raw input, but our terminal still does the output's NL -> CRNL: the
+    // container's pty sends bare NLs.
+    let oflag = termios(&slave).c_oflag;
     // Our window size reached the container's pty.
     write_all(&master, "stty size; echo A$((1+1))\n");
     let first = read_until(&master, |t| t.contains("A2"));
@@ -282,6 +289,11 @@ fn foreground_run_relays_the_pty() {
         let _ = child.wait();
     }
     assert!(raw, "stdin was set raw while the container ran");
+    assert!(
+        oflag & libc::OPOST != 0 && oflag & libc::ONLCR != 0,
+        "output processing kept: {oflag:#o}"
+    );
+    assert!(!second.contains("\r\r"), "one CR per line: {second:?}");
     // runc 1.1.5 resizes concurrently with the start: sometimes too late.
     assert!(
         runtime_is_runc() || first.contains("40 120\r\n"),
@@ -306,8 +318,68 @@ fn foreground_run_without_a_terminal_of_ours_still_relays() {
     };
     let out = env.run(&env.id, &[]);
     assert_eq!(out.code(), 5, "the container's exit code: {}", out.stderr);
-    assert!(out.stdout.contains("T7\r\n"), "{:?}", out.stdout);
+    // The container's pty does not turn NL into CRNL (runc clears ONLCR).
+    assert_eq!(out.stdout, "T7\n");
     env.assert_clean(&env.id);
+}
+
+#[test]
+fn foreground_run_relays_newlines_unchanged() {
+    // What the container writes is what the caller reads: no CR added
+    // (runc's bats read `runc run` output line by line, $HOME, mount modes).
+    if xrun_only() {
+        return;
+    }
+    let Some(env) = terminal_env(&["sh", "-c", "[ -t 1 ] && printf 'a\\nb\\n'"]) else {
+        return;
+    };
+    let out = env.run(&env.id, &[]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout.as_bytes(), b"a\nb\n");
+    env.assert_clean(&env.id);
+}
+
+#[test]
+fn foreground_exec_tty_relays_newlines_unchanged() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = terminal_env(&["sleep", "100"]) else {
+        return;
+    };
+    env.config["process"]["terminal"] = json!(false);
+    let id = env.id.clone();
+    env.run(&id, &["--detach"]).assert_ok();
+    env.wait_status(&id, "running");
+    let out = env.rt(&["exec", "--tty", &id, "sh", "-c", "[ -t 1 ] && printf 'a\\nb\\n'"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout.as_bytes(), b"a\nb\n");
+    env.rt(&["delete", "--force", &id]).assert_ok();
+    env.assert_clean(&id);
+}
+
+#[test]
+fn console_socket_receiver_sets_onlcr_itself() {
+    // As with runc, the pty arrives with the kernel's default ONLCR; a
+    // receiver that clears it (as runc's recvtty and conmon do) gets the
+    // container's bytes unchanged from the first line on.
+    let Some(env) = terminal_env(&["sh", "-c", "printf 'a\\nb\\n'"]) else {
+        return;
+    };
+    let (listener, sock) = listen(&env);
+    let id = env.id.clone();
+    env.create(&id, &["--console-socket", s(&sock)]).assert_ok();
+    let (_, master) = receive_master(&listener);
+    let mut t = termios(&master);
+    assert!(t.c_oflag & libc::ONLCR != 0, "the runtime left ONLCR to the receiver");
+    t.c_oflag &= !libc::ONLCR;
+    // SAFETY: valid fd and termios.
+    assert_eq!(unsafe { libc::tcsetattr(master.as_raw_fd(), libc::TCSANOW, &t) }, 0);
+    env.rt(&["start", &id]).assert_ok();
+    assert_eq!(read_to_end(&master), "a\nb\n");
+    env.wait_status(&id, "stopped");
+    env.rt(&["delete", &id]).assert_ok();
+    env.assert_clean(&id);
 }
 
 #[test]
