@@ -17,7 +17,8 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let file = dir.join("config.json");
     let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let spec = parse_spec(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let mut spec = parse_spec(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    new_namespace_for_empty_path(&mut spec);
     let root = spec.root().as_ref().context("config.json has no root")?;
     let rootfs = dir.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
@@ -26,6 +27,19 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// A namespace with `"path": ""` is a new one, not one to join (runc's
+/// reading; run.bats relies on it).
+fn new_namespace_for_empty_path(spec: &mut Spec) {
+    let Some(list) = spec.linux_mut().as_mut().and_then(|l| l.namespaces_mut().as_mut()) else {
+        return;
+    };
+    for ns in list.iter_mut() {
+        if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            ns.set_path(None);
+        }
+    }
 }
 
 /// The runtime spec's name for this flag; oci-spec 0.10 only accepts its
@@ -156,6 +170,16 @@ mod tests {
             base[k] = v.clone();
         }
         serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn an_empty_namespace_path_is_a_new_namespace() {
+        let ns = serde_json::json!({"namespaces": [{"type": "mount", "path": ""}, {"type": "network", "path": "/x"}]});
+        let mut s = spec(serde_json::json!({ "linux": ns }));
+        new_namespace_for_empty_path(&mut s);
+        let list = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert_eq!(list[0].path(), &None);
+        assert_eq!(list[1].path().as_deref(), Some(Path::new("/x")));
     }
 
     #[test]

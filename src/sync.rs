@@ -11,9 +11,11 @@
 //!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
 //!   writes uid_map/gid_map
 //!          Continue ─────────────────────▶
+//!                                            mounts
 //!          ◀──────────────── RuntimeHooks     (only if prestart/createRuntime hooks)
 //!   runs prestart + createRuntime hooks
-//!          Continue ─────────────────────▶    mounts, pivot_root, process setup
+//!          Continue ─────────────────────▶    createContainer hooks, pivot_root,
+//!                                            process setup
 //!          ◀──────────────── Ready            (pid is final, exec is next)
 //!   run:    Start ───────────────────────▶    startContainer hooks, execve;
 //!           EOF on the socket = execve done (the child's end is CLOEXEC)
@@ -226,6 +228,11 @@ impl Failure {
             path: path.to_string(),
         }
     }
+
+    /// A failure whose text is complete (a hook's error), shown as is.
+    pub fn message(step: Step, text: impl std::fmt::Display) -> Failure {
+        Failure::errno(step, text, 0)
+    }
 }
 
 /// "STEP PATH: errno text"; a mount entry's steps read as runc's
@@ -354,6 +361,15 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_message_failure_is_shown_as_is() {
+        let f = Failure::message(
+            Step::StartContainerHook,
+            "error running startContainer hook #0: /x: exit status 1",
+        );
+        assert_eq!(f.to_string(), "error running startContainer hook #0: /x: exit status 1");
+    }
 
     #[test]
     fn failure_frame_round_trips() {

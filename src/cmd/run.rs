@@ -31,9 +31,7 @@ const FORWARDED: [libc::c_int; 11] = [
 pub fn run(root: &Path, args: &RunArgs) -> Result<i32> {
     let signals = forwarded_signals(args.detach)?;
     let created = container::create_as(root, &args.create, Mode::Run, args.detach)?;
-    let released =
-        container::run_prestart(&created.saved).and_then(|()| container::release_over_sync(&created.sync, Mode::Run));
-    if let Err(e) = released {
+    if let Err(e) = container::release_over_sync(&created.sync, Mode::Run) {
         let _ = crate::cmd::delete::destroy(created.dir, true);
         return Err(e);
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::state::{self, ContainerDir, Status};
-use crate::{container, hooks, sys};
+use crate::{hooks, sys};
 
 pub fn run(root: &Path, id: &str) -> Result<i32> {
     let dir = ContainerDir::open(root, id)?;
@@ -21,11 +21,6 @@ pub fn run(root: &Path, id: &str) -> Result<i32> {
     let pidfd = sys::pidfd_open(saved.pid).context("container process is already dead")?;
     if !state::init_alive(saved.pid, saved.init_start_time) {
         bail!("container process is already dead");
-    }
-    // Before the fifo is opened: opening it is what lets the init go on.
-    if let Err(e) = container::run_prestart(&saved) {
-        let _ = crate::cmd::delete::destroy(dir, true);
-        return Err(e);
     }
     let fifo_path = dir.fifo_path();
     let fifo: OwnedFd = std::fs::OpenOptions::new()

@@ -66,7 +66,6 @@ pub fn start(
         preserve_fds,
         no_new_keyring: false,
         has_runtime_hooks: false,
-        needs_host_pid: false,
         hook_state: saved.clone(),
         seccomp: seccomp::from_spec(spec)?,
         personality,

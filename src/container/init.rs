@@ -54,9 +54,6 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     sys::reset_signals();
     // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
-    if l.needs_host_pid {
-        l.hook_state.pid = host_pid();
-    }
 
     if super::waits_for_placed(l) {
         // Our cgroup namespace must be rooted at the container's cgroup,
@@ -135,28 +132,34 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     sys::umask(p.umask);
 
     let release = release(l, proc.as_ref(), sync_fd)?;
-    let start_hooks = l.hooks().and_then(|h| h.start_container().as_ref());
-    if let Some(hooks) = start_hooks.filter(|_| l.mode != Mode::Exec) {
-        let state = l.hook_state.hook_json(crate::state::Status::Created);
-        if let Err(e) = crate::hooks::run_all("startContainer", Some(hooks), &state) {
-            let f = hook_failure(Step::StartContainerHook, &e);
-            if let Some(fifo) = &release {
-                fail_through_fifo(fifo, &f);
-            }
-            return Err(f);
-        }
-    }
-    let p = l.process.as_ref().expect("checked above");
-    if let Err(f) = last_process_attrs(p, if late_seccomp { l.personality } else { None }) {
+    // After the release, a failure is reported through the fifo `start` reads.
+    let fail = |f: Failure| -> Failure {
         if let Some(fifo) = &release {
             fail_through_fifo(fifo, &f);
         }
-        return Err(f);
+        f
+    };
+    let p = l.process.as_ref().expect("checked above");
+    let start_hooks = l.hooks().and_then(|h| h.start_container().as_ref());
+    let start_hooks = start_hooks.filter(|h| l.mode != Mode::Exec && !h.is_empty());
+    let mut seccomp_pending = late_seccomp;
+    if let Some(hooks) = start_hooks {
+        // The hooks run as the process will: under its seccomp filter (as
+        // in runc), with its env when they set none.
+        if seccomp_pending {
+            set_personality(l.personality).map_err(fail)?;
+            load_seccomp(l.seccomp.as_ref(), sync_fd).map_err(fail)?;
+            seccomp_pending = false;
+        }
+        let state = container_hook_state(l, crate::state::Status::Created);
+        crate::hooks::run_all_with_env("startContainer", Some(hooks), &state, Some(&p.env))
+            .map_err(|e| fail(hook_failure(Step::StartContainerHook, &e)))?;
     }
+    last_process_attrs(p, if seccomp_pending { l.personality } else { None }).map_err(fail)?;
     if let Some(fifo) = &release {
         sys::write_all(fifo.as_raw_fd(), &[0]).at(Step::ExecFifo, "exec.fifo")?;
     }
-    if late_seccomp {
+    if seccomp_pending {
         load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
     crate::phase!("exec");
@@ -164,8 +167,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     exec_failed(&Failure::new(Step::Exec, exe.to_string_lossy(), &err))
 }
 
-/// create/run: hostname, keyring, createRuntime hooks, the mounts,
-/// createContainer hooks, then pivot into the new root.
+/// create/run: hostname, keyring, the mounts, prestart and createRuntime
+/// hooks (run by the parent), createContainer hooks (in the rootfs), then
+/// pivot into the new root: the runtime spec's order, and runc's.
 fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
     let sync_fd = l.child_sync;
     if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -178,15 +182,17 @@ fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
         join_keyring(&l.id)?;
     }
     sys::umask(0);
+
+    crate::phase!("mounts");
+    let root = rootfs::prepare(plan)?;
     if l.has_runtime_hooks {
         sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)?;
     }
-
-    crate::phase!("mounts");
-    let root = rootfs::prepare(plan)?;
     if let Some(hooks) = l.hooks().and_then(|h| h.create_container().as_ref()) {
-        let state = l.hook_state.hook_json(crate::state::Status::Creating);
+        // Their cwd is the container's rootfs (runc's), not yet our root.
+        sys::fchdir(root.as_raw_fd()).at(Step::CreateContainerHook, plan.rootfs.display())?;
+        let state = container_hook_state(l, crate::state::Status::Creating);
         crate::hooks::run_all("createContainer", Some(hooks), &state)
             .map_err(|e| hook_failure(Step::CreateContainerHook, &e))?;
     }
@@ -267,16 +273,18 @@ fn load_seccomp(filter: Option<&crate::seccomp::Filter>, sync_fd: RawFd) -> Resu
     wait_for(sync_fd, Kind::Continue)
 }
 
+/// A hook's error already names what failed (`error running KIND hook #N:
+/// ...`).
 fn hook_failure(step: Step, e: &anyhow::Error) -> Failure {
-    Failure::errno(step, format!("{e:#}"), 0)
+    Failure::message(step, format!("{e:#}"))
 }
 
-/// Our pid as the host sees it, read while the host's /proc is still there.
-fn host_pid() -> i32 {
-    sys::readlinkat(libc::AT_FDCWD, std::path::Path::new("/proc/self"))
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0)
+/// The state for hooks run in the container's namespaces: the pid is as
+/// the container sees it (runtime spec, "State").
+fn container_hook_state(l: &Launch, status: crate::state::Status) -> String {
+    let mut state = l.hook_state.clone();
+    state.pid = sys::getpid();
+    state.hook_json(status)
 }
 
 /// A new session keyring per container, so containers never share keys.

@@ -9,7 +9,8 @@
 //! 4. clone: clone3 into the new namespaces; the child runs `init::run`; the
 //!    parent records its PID at once (and a child that will mount in the
 //!    runtime's namespace waits for that)
-//! 5. id maps and createRuntime hooks, as the child asks for them
+//! 5. id maps, then (the mounts made, before pivot_root) the prestart and
+//!    createRuntime hooks, as the child asks for them
 //! 6. ready: the child has set everything up and waits for `start`
 //! 7. record: the final state.json and --pid-file
 //!
@@ -70,8 +71,9 @@ pub struct Launch<'a> {
     pub fifo_fd: RawFd,
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
+    /// prestart or createRuntime hooks: the child asks the parent to run
+    /// them once its mounts are made.
     pub has_runtime_hooks: bool,
-    pub needs_host_pid: bool,
     pub hook_state: Saved,
     pub seccomp: Option<seccomp::Filter>,
     /// linux.personality, as personality(2) takes it.
@@ -166,8 +168,10 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         fifo_fd: -1,
         preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
         no_new_keyring: args.no_new_keyring,
-        has_runtime_hooks: hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())),
-        needs_host_pid: hooks.is_some_and(|h| h.create_container().is_some() || h.start_container().is_some()),
+        has_runtime_hooks: hooks.is_some_and(|h| {
+            let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
+            any(h.prestart()) || any(h.create_runtime())
+        }),
         seccomp,
         personality,
         lsm: process::lsm::ExecLabels::from_spec(spec, &process::lsm::Host::real()),
@@ -504,9 +508,7 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<
                 sync::send(sync_fd, Kind::Continue)?;
             }
             Kind::RuntimeHooks => {
-                let json = launch.hook_state.hook_json(state::Status::Creating);
-                let hooks = launch.bundle.spec.hooks().as_ref();
-                crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)?;
+                run_runtime_hooks(launch)?;
                 sync::send(sync_fd, Kind::Continue)?;
             }
             Kind::SeccompListener => {
@@ -537,13 +539,14 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<
     }
 }
 
-/// prestart hooks, in the runtime's namespaces, once the container is
-/// created and before its process is released (the point the validation
-/// suite checks; runc runs them earlier, during create). A failure stops
-/// and deletes the container, as the spec's lifecycle requires.
-pub fn run_prestart(saved: &Saved) -> Result<()> {
-    let hooks = saved.hooks.as_ref().and_then(|h| h.prestart().as_ref());
-    crate::hooks::run_all("prestart", hooks, &saved.hook_json(state::Status::Created))
+/// prestart, then createRuntime hooks, in the runtime's namespaces, while
+/// the child waits with its mounts made, before pivot_root (runtime spec;
+/// runc's point too). A failure fails create.
+fn run_runtime_hooks(launch: &Launch) -> Result<()> {
+    let json = launch.hook_state.hook_json(state::Status::Creating);
+    let hooks = launch.hooks();
+    crate::hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &json)?;
+    crate::hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &json)
 }
 
 /// `run` and `exec` (`mode`): lets the child go on to exec, and waits until

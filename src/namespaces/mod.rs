@@ -250,6 +250,11 @@ impl Plan {
     pub fn enter(&self, wait_for_maps: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
         for j in self.child_joins.iter().filter(|j| j.flag != libc::CLONE_NEWNS) {
             sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;
+            if j.flag == libc::CLONE_NEWUSER {
+                // As for a new one (below, and runc): our host ids mean
+                // nothing in there, and files we create need mapped ones.
+                become_root()?;
+            }
         }
         if self.unshare_flags != 0 {
             sys::unshare(self.unshare_flags).at(Step::Unshare, "")?;
@@ -258,8 +263,7 @@ impl Plan {
             wait_for_maps()?;
             // Become root of the new user namespace, so files we create are
             // owned by a mapped id.
-            sys::setresgid(0).at(Step::SetGid, "0")?;
-            sys::setresuid(0).at(Step::SetUid, "0")?;
+            become_root()?;
         }
         if self.late_cgroupns {
             sys::unshare(libc::CLONE_NEWCGROUP).at(Step::Unshare, "cgroup")?;
@@ -269,6 +273,11 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+fn become_root() -> Result<(), Failure> {
+    sys::setresgid(0).at(Step::SetGid, "0")?;
+    sys::setresuid(0).at(Step::SetUid, "0")
 }
 
 /// The clocks a time namespace may offset, as the kernel names them.

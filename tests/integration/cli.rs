@@ -97,6 +97,23 @@ fn spec_writes_config_json() {
     }
     assert!(config["process"]["args"].is_array());
     assert_eq!(config["root"]["path"], "rootfs");
+    // As runc 1.4: a cgroup namespace only where /sys/fs/cgroup is cgroup v2.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2 = mountinfo.lines().any(|l| {
+        l.split(' ').nth(4) == Some("/sys/fs/cgroup")
+            && l.split(" - ").nth(1).is_some_and(|r| r.starts_with("cgroup2 "))
+    });
+    let mut want = vec!["pid", "network", "ipc", "uts", "mount"];
+    if v2 {
+        want.push("cgroup");
+    }
+    let namespaces: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, want);
 }
 
 #[test]

@@ -82,11 +82,9 @@ fn hooks_get_state_env_and_args_in_order() {
     assert!(!hook_ran(&log, "poststop"), "poststop ran before delete");
     t.rt(&["delete", &id]).assert_ok();
 
-    // prestart runs when the container is released, as the validation
-    // suite requires (runc runs it during create and says "creating").
-    let prestart_status = if runtime_is_runc() { "creating" } else { "created" };
+    // prestart is part of create (runtime spec, and runc).
     let expected_status = [
-        ("prestart", prestart_status),
+        ("prestart", "creating"),
         ("createRuntime", "creating"),
         ("createContainer", "creating"),
         ("startContainer", "created"),
@@ -104,11 +102,10 @@ fn hooks_get_state_env_and_args_in_order() {
         assert!(state["ociVersion"].is_string(), "{hook}: {state}");
         match hook {
             "poststop" => {}
-            // runc reports the pid as seen inside the container (1) for
-            // hooks run in its namespaces; the host pid is also accepted.
-            "createContainer" | "startContainer" => {
-                assert!(state["pid"] == pid || state["pid"] == 1, "{hook}: {state}");
-            }
+            // Hooks run in the container's namespaces get the pid as the
+            // container sees it (runtime spec, "State"): 1 in its own pid
+            // namespace.
+            "createContainer" | "startContainer" => assert_eq!(state["pid"], 1, "{hook}: {state}"),
             _ => assert_eq!(state["pid"], pid, "{hook}: {state}"),
         }
         let args = fs::read_to_string(log.join(format!("{hook}.args"))).unwrap();
@@ -124,13 +121,7 @@ fn hooks_get_state_env_and_args_in_order() {
     let order = order(&log);
     let pos = |h: &str| order.iter().position(|o| o == h).unwrap();
     assert_eq!(order.len(), ALL_HOOKS.len(), "{order:?}");
-    if runtime_is_runc() {
-        assert!(pos("prestart") < pos("createContainer"), "{order:?}");
-    } else {
-        // Released by start: after everything create does, before the process.
-        assert!(pos("createContainer") < pos("prestart"), "{order:?}");
-        assert!(pos("prestart") < pos("startContainer"), "{order:?}");
-    }
+    assert!(pos("prestart") < pos("createRuntime"), "{order:?}");
     assert!(pos("createRuntime") < pos("createContainer"), "{order:?}");
     assert!(pos("createContainer") < pos("startContainer"), "{order:?}");
     // startContainer before poststart: see the xrun-only test below.
@@ -177,41 +168,144 @@ fn start_container_hook_runs_inside_the_container() {
     assert_eq!(seen.trim(), "xrun-test");
 }
 
-/// A failing hook of `kind` must make `create` fail and leave nothing.
+// runc: a startContainer hook with no env of its own gets the process's
+// (hooks.bats relies on it); one with env gets only that.
+#[test]
+fn start_container_hook_without_env_gets_the_process_env() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let log = t.dir.join("hooklog");
+    let bare = shell_hook(&format!("env > {}/bare.env", log.display()));
+    let mut own = shell_hook(&format!("env > {}/own.env", log.display()));
+    own["env"] = json!(["MINE=1"]);
+    with_hook_log(&mut t, json!({"startContainer": [bare, own]}));
+    t.config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("FROM_PROCESS=yes"));
+    t.start_sleeper(&id);
+    let bare = fs::read_to_string(log.join("bare.env")).expect("the first hook ran");
+    assert!(bare.lines().any(|l| l == "FROM_PROCESS=yes"), "{bare}");
+    assert!(bare.lines().any(|l| l == DEFAULT_PATH), "{bare}");
+    let own = fs::read_to_string(log.join("own.env")).expect("the second hook ran");
+    assert!(own.lines().any(|l| l == "MINE=1"), "{own}");
+    assert!(!own.contains("FROM_PROCESS"), "{own}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+// runc: createContainer hooks run with the container's rootfs as their cwd
+// (hooks_so.bats mounts over ./lib from one).
+#[test]
+fn create_container_hook_runs_in_the_rootfs() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let log = t.dir.join("hooklog");
+    let script = format!("pwd -P > {d}/cwd; ls > {d}/ls", d = log.display());
+    with_hook_log(&mut t, json!({"createContainer": [shell_hook(&script)]}));
+    t.rootfs_mkdir("only-in-the-rootfs");
+    t.start_sleeper(&id);
+    let cwd = fs::read_to_string(log.join("cwd")).expect("the hook ran");
+    let rootfs = fs::canonicalize(t.bundle.join("rootfs")).unwrap();
+    assert_eq!(Path::new(cwd.trim()), rootfs);
+    let ls = fs::read_to_string(log.join("ls")).unwrap();
+    assert!(ls.lines().any(|l| l == "only-in-the-rootfs"), "{ls}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+// runc (seccomp.bats): the startContainer hook runs under the process's
+// seccomp filter, also with noNewPrivileges (the filter loaded last).
+#[test]
+fn start_container_hook_runs_under_the_seccomp_filter() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let log = t.dir.join("hooklog");
+    let script = format!("mkdir {d}/made 2> {d}/err; echo $? > {d}/rc", d = log.display());
+    with_hook_log(&mut t, json!({"startContainer": [shell_hook(&script)]}));
+    t.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    assert_eq!(t.config["process"]["noNewPrivileges"], true);
+    t.start_sleeper(&id);
+    let rc = fs::read_to_string(log.join("rc")).expect("the hook ran");
+    assert_ne!(rc.trim(), "0", "mkdir succeeded under the filter");
+    assert!(!log.join("made").exists());
+    let err = fs::read_to_string(log.join("err")).unwrap();
+    assert!(err.contains("not permitted"), "{err}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+/// The hook's log line: a copy of the init's mountinfo and where its root
+/// is, as seen from the runtime's namespaces while the hook runs.
+fn init_view_hook(log: &Path, name: &str) -> Value {
+    let d = log.display();
+    let script = format!(
+        "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); \
+         cat /proc/$pid/mountinfo > {d}/{name}.mountinfo; readlink /proc/$pid/root > {d}/{name}.root; \
+         echo {name} >> {d}/order"
+    );
+    shell_hook(&script)
+}
+
+// runtime spec: prestart hooks are part of create, after the runtime
+// environment is made and before pivot_root, then createRuntime (runc's
+// order and point too: the mounts are made, the root not yet changed).
+#[test]
+fn prestart_and_create_runtime_hooks_run_in_create_after_the_mounts_before_pivot() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let log = t.dir.join("hooklog");
+    let hooks = json!({
+        "prestart": [init_view_hook(&log, "prestart")],
+        "createRuntime": [init_view_hook(&log, "createRuntime")],
+    });
+    with_hook_log(&mut t, hooks);
+    t.args(&["checker", "--sleep", "60"]);
+    let created = t.create(&id, &[]);
+    created.assert_ok();
+    // Ran in create: done before `start`, and the process has not run.
+    assert_eq!(order(&log), ["prestart", "createRuntime"]);
+    assert_eq!(t.status(&id), "created");
+    assert!(Checker::parse(&created.current_stdout()).is_none(), "the process ran");
+    let mqueue = format!("{}/dev/mqueue", t.bundle.join("rootfs").display());
+    for hook in ["prestart", "createRuntime"] {
+        let mountinfo = fs::read_to_string(log.join(format!("{hook}.mountinfo"))).unwrap();
+        let mounted = mountinfo.lines().any(|l| l.split(' ').nth(4) == Some(mqueue.as_str()));
+        assert!(mounted, "{hook}: the container's mounts are not made yet:\n{mountinfo}");
+        let root = fs::read_to_string(log.join(format!("{hook}.root"))).unwrap();
+        assert_eq!(root.trim(), "/", "{hook}: the init has already changed its root");
+    }
+    t.rt(&["start", &id]).assert_ok();
+    assert_eq!(t.wait_checker(&created).str("hostname"), "xrun-test");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
+
+/// A failing hook of `kind` (the second of two) must make `create` fail,
+/// say which one in runc's words, and leave nothing.
 fn failing_hook_fails_create(kind: &str) {
     let Some(mut t) = TestEnv::new() else { return };
     let log = t.dir.join("hooklog");
-    let marker = format!("touch {}/ran; exit 3", log.display());
-    with_hook_log(&mut t, json!({ kind: [shell_hook(&marker)] }));
+    let marker = format!("touch {}/ran; echo oops >&2; exit 3", log.display());
+    with_hook_log(&mut t, json!({ kind: [shell_hook("true"), shell_hook(&marker)] }));
     t.args(&["checker", "--sleep", "60"]);
     let out = t.create(&t.id, &[]);
     assert!(log.join("ran").exists(), "the {kind} hook never ran");
     out.assert_fails();
+    // runc 1.4's words (1.1 leaves the kind out).
+    let want = if runtime_is_runc() {
+        "error running hook #1:".to_string()
+    } else {
+        format!("error running {kind} hook #1:")
+    };
+    assert!(out.stderr.contains(&want), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("exit status 3"), "stderr: {}", out.stderr);
     t.assert_clean(&t.id);
 }
 
-// xrun-only: runc runs prestart during create; xrun runs it when the
-// container is released (the point runtime-tools' prestart test checks), so
-// a failing prestart fails `start`, which must then delete the container.
 #[test]
-fn failing_prestart_hook_fails_start_and_deletes() {
-    if xrun_only() {
-        return;
-    }
-    let Some(mut t) = TestEnv::new() else { return };
-    let log = t.dir.join("hooklog");
-    let marker = format!("touch {}/ran; exit 3", log.display());
-    with_hook_log(&mut t, json!({ "prestart": [shell_hook(&marker)] }));
-    t.args(&["checker", "--sleep", "60"]);
-    let created = t.create(&t.id, &[]);
-    created.assert_ok();
-    assert!(!log.join("ran").exists(), "prestart ran during create");
-    let out = t.rt(&["start", &t.id]);
-    out.assert_fails();
-    assert!(log.join("ran").exists(), "the prestart hook never ran");
-    assert!(out.stderr.contains("prestart"), "stderr: {}", out.stderr);
-    assert!(Checker::parse(&created.current_stdout()).is_none(), "the process ran");
-    t.assert_clean(&t.id);
+fn failing_prestart_hook_fails_create() {
+    failing_hook_fails_create("prestart");
 }
 
 #[test]

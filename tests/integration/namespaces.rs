@@ -36,6 +36,23 @@ fn missing_namespace_entries_share_the_host_namespace() {
     t.assert_clean(&t.id);
 }
 
+// runc (run.bats): `"path": ""` asks for a new namespace, like no path.
+#[test]
+fn empty_namespace_path_means_a_new_namespace() {
+    let Some(mut t) = TestEnv::new() else { return };
+    for ns in ["mount", "network", "uts", "ipc", "pid"] {
+        set_namespace(&mut t.config, ns, Some(""));
+    }
+    let report = t.run_checker(&t.id);
+    for ns in ["mnt", "net", "uts", "ipc", "pid"] {
+        assert!(!report.ns(ns).is_empty(), "no {ns} namespace reported");
+        assert_ne!(report.ns(ns), host_ns(ns), "{ns} namespace is the host's");
+    }
+    assert_eq!(report.int("pid"), 1);
+    assert_eq!(report.str("hostname"), "xrun-test");
+    t.assert_clean(&t.id);
+}
+
 #[test]
 fn namespace_path_joins_existing_namespace() {
     let Some(mut t) = TestEnv::new() else { return };
@@ -83,4 +100,49 @@ fn user_namespace_maps_ids() {
         assert_eq!(fields, ["0", "100000", "65536"], "{map}");
     }
     t.assert_clean(&t.id);
+}
+
+// runc (run.bats, joining existing container namespaces): a joined user
+// namespace is entered as its root, so the new mount namespace's mount
+// points can be made (an unmapped host root gets EOVERFLOW).
+#[test]
+fn joined_user_namespace_is_entered_as_its_root() {
+    // xrun-only: runc 1.1 wants uidMappings even for a joined user namespace.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    set_namespace(&mut t.config, "user", None);
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    t.config["linux"]["uidMappings"] = mapping.clone();
+    t.config["linux"]["gidMappings"] = mapping;
+    t.start_sleeper(&target);
+    let pid = t.state(&target).unwrap()["pid"].as_i64().unwrap();
+    let target_user = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+
+    let linux = t.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    // Its pid namespace too: a new one would belong to the host's user
+    // namespace, where the joiner cannot mount a proc for it.
+    for (typ, file) in [
+        ("user", "user"),
+        ("pid", "pid"),
+        ("network", "net"),
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+    ] {
+        set_namespace(&mut t.config, typ, Some(&format!("/proc/{pid}/ns/{file}")));
+    }
+    t.args(&["checker"]);
+    let joiner = t.new_id("joiner");
+    let report = t.run_checker(&joiner);
+    assert_eq!(report.ns("user"), target_user.to_string_lossy());
+    assert_eq!((report.int("uid"), report.int("gid")), (0, 0));
+    assert_ne!(report.ns("mnt"), host_ns("mnt"));
+    assert!(!report.mount_at("/dev/pts").is_null(), "no /dev/pts in the joiner");
+    t.rt(&["delete", "--force", &target]).assert_ok();
+    t.assert_clean(&joiner);
+    t.assert_clean(&target);
 }
