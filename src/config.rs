@@ -32,11 +32,17 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 /// own spelling of it.
 const DL_OVERRUN: &str = "SCHED_FLAG_DL_OVERRUN";
 
+/// Parses config.json; the JSON is edited first only where oci-spec would
+/// misread it (a rare flag spelling, a `pids` object without a limit).
 fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
-    if !data.windows(DL_OVERRUN.len()).any(|w| w == DL_OVERRUN.as_bytes()) {
+    let has = |word: &str| data.windows(word.len()).any(|w| w == word.as_bytes());
+    if !has(DL_OVERRUN) && !has("\"pids\"") {
         return serde_json::from_slice(data);
     }
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    if let Some(r) = v.pointer_mut("/linux/resources") {
+        crate::cgroups::v2::pids::drop_unset_limit(r);
+    }
     if let Some(flags) = v.pointer_mut("/process/scheduler/flags").and_then(|f| f.as_array_mut()) {
         for f in flags.iter_mut().filter(|f| f.as_str() == Some(DL_OVERRUN)) {
             *f = serde_json::Value::from("SCHED_FLAG_D_L_OVERRUN");
@@ -208,6 +214,19 @@ mod tests {
             .unwrap();
         let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
         assert_eq!(bits, [4, 1]);
+    }
+
+    #[test]
+    fn a_pids_object_without_limit_sets_no_limit() {
+        let limit = |pids: &str| {
+            let text = format!(r#"{{"ociVersion": "1.2.0", "linux": {{"resources": {{"pids": {pids}}}}}}}"#);
+            let s = parse_spec(text.as_bytes()).unwrap();
+            let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+            r.pids().map(|p| p.limit())
+        };
+        assert_eq!(limit("{}"), None);
+        assert_eq!(limit(r#"{"limit": 0}"#), Some(0));
+        assert_eq!(limit(r#"{"limit": 7}"#), Some(7));
     }
 
     #[test]
