@@ -183,7 +183,13 @@ fn write_file(dir: &Path, w: &v2::Write) -> Result<()> {
         );
         return Ok(());
     }
-    std::fs::write(&path, value).with_context(|| format!("{} = {value:?}: write {}", w.field, path.display()))
+    // Never O_CREAT: a file the kernel does not offer (a page size it lacks,
+    // a controller not enabled here) is ENOENT, not a confusing EACCES.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+    written.with_context(|| format!("{} = {value:?}: write {}", w.field, path.display()))
 }
 
 /// Writes a list of cgroup files in order, holding back the `retry_later`

@@ -847,6 +847,20 @@ fn unified_key_with_a_slash_fails_create_cleanly() {
     assert_create_fails_cleanly(&t, &id, &["unified", "../memory.max"], &relative_dirs(&id));
 }
 
+// A hugetlb limit xrun cannot apply (a page size this kernel lacks, or no
+// hugetlb controller at all) refuses the container, as runc does.
+#[test]
+fn hugetlb_limit_that_cannot_be_applied_fails_create_cleanly() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    if Path::new("/sys/kernel/mm/hugepages/hugepages-4096kB").exists() {
+        return skip("this kernel has 4 MB huge pages");
+    }
+    resources(&mut t)["hugepageLimits"] = json!([{"pageSize": "4MB", "limit": 4 << 20}]);
+    t.args(&["checker", "--sleep", "60"]);
+    assert_create_fails_cleanly(&t, &id, &["hugepageLimits", "hugetlb"], &relative_dirs(&id));
+}
+
 #[test]
 fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
     let Some(mut t) = TestEnv::new() else { return };
