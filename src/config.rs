@@ -73,6 +73,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     check_time_namespace(spec)?;
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").ok();
+    check_deadline_cpus(spec, online.as_deref())?;
     let selinux_label = spec.process().as_ref().and_then(|p| p.selinux_label().as_deref());
     if selinux_label.is_some_and(|l| !l.is_empty()) && !crate::process::lsm::Host::real().selinux_enabled() {
         // runc's words: without SELinux the label is refused up front.
@@ -97,6 +99,44 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
         ),
     ];
     set.into_iter().find(|(on, _)| *on).map(|(_, name)| name)
+}
+
+/// SCHED_DEADLINE needs an affinity spanning every CPU (sched_setattr(2):
+/// EPERM otherwise), so with linux.resources.cpu.cpus narrower than the
+/// online CPUs it can never be set: refused before anything is created, in
+/// runc's words (runc says it when the init's sched_setattr fails).
+fn check_deadline_cpus(spec: &Spec, online: Option<&str>) -> Result<()> {
+    use oci_spec::runtime::LinuxSchedulerPolicy;
+    let deadline = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.scheduler().as_ref())
+        .is_some_and(|s| *s.policy() == LinuxSchedulerPolicy::SchedDeadline);
+    let cpus = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.cpus().as_deref())
+        .filter(|c| !c.trim().is_empty());
+    let (Some(cpus), Some(online), true) = (cpus, online, deadline) else {
+        return Ok(());
+    };
+    // A list that does not parse is the cgroup's to report.
+    let (Ok(cpus), Ok(online)) = (
+        crate::process::attrs::cpu_list(cpus),
+        crate::process::attrs::cpu_list(online),
+    ) else {
+        return Ok(());
+    };
+    let covered = online
+        .iter()
+        .enumerate()
+        .all(|(i, w)| cpus.get(i).copied().unwrap_or(0) & w == *w);
+    if !covered {
+        bail!("process scheduler can't be used together with AllowedCPUs");
+    }
+    Ok(())
 }
 
 /// runc's rules for the time namespace and linux.timeOffsets.
@@ -214,6 +254,27 @@ mod tests {
             .unwrap();
         let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
         assert_eq!(bits, [4, 1]);
+    }
+
+    #[test]
+    fn deadline_scheduler_needs_every_cpu() {
+        let with = |policy: &str, cpus: &str| {
+            spec(serde_json::json!({
+                "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+                    "scheduler": {"policy": policy, "runtime": 42000, "deadline": 1000000, "period": 1000000}},
+                "linux": {"namespaces": [{"type": "mount"}], "resources": {"cpu": {"cpus": cpus}}}}))
+        };
+        let e = check_deadline_cpus(&with("SCHED_DEADLINE", "0"), Some("0-3\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "process scheduler can't be used together with AllowedCPUs"
+        );
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-1,3"), Some("0-3")).is_err());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-3"), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-7"), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", ""), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0"), None).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_BATCH", "0"), Some("0-3")).is_ok());
     }
 
     #[test]

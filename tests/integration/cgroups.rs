@@ -861,6 +861,31 @@ fn hugetlb_limit_that_cannot_be_applied_fails_create_cleanly() {
     assert_create_fails_cleanly(&t, &id, &["hugepageLimits", "hugetlb"], &relative_dirs(&id));
 }
 
+// SCHED_DEADLINE needs every CPU in the affinity: with a narrower cpuset it
+// can never be set, and runc 1.4 says so.
+#[test]
+fn deadline_scheduler_with_a_narrower_cpuset_fails_create_cleanly() {
+    let Some(mut t) = TestEnv::new() else { return };
+    if xrun_only() {
+        return;
+    }
+    let online = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    if online.trim() == "0" {
+        return skip("one CPU: every cpuset is all of them");
+    }
+    let id = t.id.clone();
+    resources(&mut t)["cpu"] = json!({"cpus": "0"});
+    t.config["process"]["scheduler"] =
+        json!({"policy": "SCHED_DEADLINE", "nice": 19, "runtime": 42000, "deadline": 1000000, "period": 1000000});
+    t.args(&["checker", "--sleep", "60"]);
+    assert_create_fails_cleanly(
+        &t,
+        &id,
+        &["process scheduler can't be used together with AllowedCPUs"],
+        &relative_dirs(&id),
+    );
+}
+
 #[test]
 fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
     let Some(mut t) = TestEnv::new() else { return };
