@@ -1107,7 +1107,9 @@ fn frozen_existing_cgroup_is_refused() {
         "{}",
         out.stderr
     );
-    assert!(out.elapsed < Duration::from_secs(3), "refusal took {:?}", out.elapsed);
+    // Well below the 10 s wait (a hang); the cgroup v2 VM is many times
+    // slower than the host, so not much tighter.
+    assert!(out.elapsed < Duration::from_secs(8), "refusal took {:?}", out.elapsed);
     t.assert_clean(&id);
     assert_no_dirs(&made);
     assert!(dir.is_dir(), "the existing cgroup {} was removed", dir.display());
