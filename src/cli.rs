@@ -181,24 +181,36 @@ pub struct UpdateArgs {
     /// Path to a linux.resources JSON file, or - for stdin
     #[arg(short, long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit (bytes, or with k/m/g suffix)
-    #[arg(long)]
+    /// Memory limit (bytes, or with k/m/g suffix); -1 for unlimited
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory reservation (soft limit)
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
     /// Total memory usage, memory plus swap; -1 for unlimited swap
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(long = "cpu-shares")]
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
     /// CPU CFS period in microseconds
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    /// CPU CFS quota in microseconds
+    /// CPU CFS quota in microseconds; -1 for no limit
     #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CPU CFS burst in microseconds, on top of the quota
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// SCHED_IDLE for the cgroup: 1, or 0 for the default
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
+    pub cpu_idle: Option<i64>,
+    /// CPU realtime period in microseconds
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds; -1 for no limit
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
     /// CPUs to use (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,

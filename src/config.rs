@@ -46,11 +46,17 @@ fn new_namespace_for_empty_path(spec: &mut Spec) {
 /// own spelling of it.
 const DL_OVERRUN: &str = "SCHED_FLAG_DL_OVERRUN";
 
+/// Parses config.json; the JSON is edited first only where oci-spec would
+/// misread it (a rare flag spelling, a `pids` object without a limit).
 fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
-    if !data.windows(DL_OVERRUN.len()).any(|w| w == DL_OVERRUN.as_bytes()) {
+    let has = |word: &str| data.windows(word.len()).any(|w| w == word.as_bytes());
+    if !has(DL_OVERRUN) && !has("\"pids\"") {
         return serde_json::from_slice(data);
     }
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    if let Some(r) = v.pointer_mut("/linux/resources") {
+        crate::cgroups::v2::pids::drop_unset_limit(r);
+    }
     if let Some(flags) = v.pointer_mut("/process/scheduler/flags").and_then(|f| f.as_array_mut()) {
         for f in flags.iter_mut().filter(|f| f.as_str() == Some(DL_OVERRUN)) {
             *f = serde_json::Value::from("SCHED_FLAG_D_L_OVERRUN");
@@ -81,6 +87,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     check_time_namespace(spec)?;
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").ok();
+    check_deadline_cpus(spec, online.as_deref())?;
     let selinux_label = spec.process().as_ref().and_then(|p| p.selinux_label().as_deref());
     if selinux_label.is_some_and(|l| !l.is_empty()) && !crate::process::lsm::Host::real().selinux_enabled() {
         // runc's words: without SELinux the label is refused up front.
@@ -105,6 +113,44 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
         ),
     ];
     set.into_iter().find(|(on, _)| *on).map(|(_, name)| name)
+}
+
+/// SCHED_DEADLINE needs an affinity spanning every CPU (sched_setattr(2):
+/// EPERM otherwise), so with linux.resources.cpu.cpus narrower than the
+/// online CPUs it can never be set: refused before anything is created, in
+/// runc's words (runc says it when the init's sched_setattr fails).
+fn check_deadline_cpus(spec: &Spec, online: Option<&str>) -> Result<()> {
+    use oci_spec::runtime::LinuxSchedulerPolicy;
+    let deadline = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.scheduler().as_ref())
+        .is_some_and(|s| *s.policy() == LinuxSchedulerPolicy::SchedDeadline);
+    let cpus = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.cpus().as_deref())
+        .filter(|c| !c.trim().is_empty());
+    let (Some(cpus), Some(online), true) = (cpus, online, deadline) else {
+        return Ok(());
+    };
+    // A list that does not parse is the cgroup's to report.
+    let (Ok(cpus), Ok(online)) = (
+        crate::process::attrs::cpu_list(cpus),
+        crate::process::attrs::cpu_list(online),
+    ) else {
+        return Ok(());
+    };
+    let covered = online
+        .iter()
+        .enumerate()
+        .all(|(i, w)| cpus.get(i).copied().unwrap_or(0) & w == *w);
+    if !covered {
+        bail!("process scheduler can't be used together with AllowedCPUs");
+    }
+    Ok(())
 }
 
 /// runc's rules for the time namespace and linux.timeOffsets.
@@ -232,6 +278,40 @@ mod tests {
             .unwrap();
         let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
         assert_eq!(bits, [4, 1]);
+    }
+
+    #[test]
+    fn deadline_scheduler_needs_every_cpu() {
+        let with = |policy: &str, cpus: &str| {
+            spec(serde_json::json!({
+                "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+                    "scheduler": {"policy": policy, "runtime": 42000, "deadline": 1000000, "period": 1000000}},
+                "linux": {"namespaces": [{"type": "mount"}], "resources": {"cpu": {"cpus": cpus}}}}))
+        };
+        let e = check_deadline_cpus(&with("SCHED_DEADLINE", "0"), Some("0-3\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "process scheduler can't be used together with AllowedCPUs"
+        );
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-1,3"), Some("0-3")).is_err());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-3"), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0-7"), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", ""), Some("0-3")).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_DEADLINE", "0"), None).is_ok());
+        assert!(check_deadline_cpus(&with("SCHED_BATCH", "0"), Some("0-3")).is_ok());
+    }
+
+    #[test]
+    fn a_pids_object_without_limit_sets_no_limit() {
+        let limit = |pids: &str| {
+            let text = format!(r#"{{"ociVersion": "1.2.0", "linux": {{"resources": {{"pids": {pids}}}}}}}"#);
+            let s = parse_spec(text.as_bytes()).unwrap();
+            let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+            r.pids().map(|p| p.limit())
+        };
+        assert_eq!(limit("{}"), None);
+        assert_eq!(limit(r#"{"limit": 0}"#), Some(0));
+        assert_eq!(limit(r#"{"limit": 7}"#), Some(7));
     }
 
     #[test]

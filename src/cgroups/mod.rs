@@ -183,7 +183,46 @@ fn write_file(dir: &Path, w: &v2::Write) -> Result<()> {
         );
         return Ok(());
     }
-    std::fs::write(&path, value).with_context(|| format!("{} = {value:?}: write {}", w.field, path.display()))
+    // Never O_CREAT: a file the kernel does not offer (a page size it lacks,
+    // a controller not enabled here) is ENOENT, not a confusing EACCES.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+    written.with_context(|| format!("{} = {value:?}: write {}", w.field, path.display()))
+}
+
+/// Writes a list of cgroup files in order, holding back the `retry_later`
+/// ones the kernel refuses with EINVAL until `finish`, when they are tried
+/// once more (after the writes that were to make them acceptable).
+#[derive(Default)]
+struct Writer {
+    held: Vec<(PathBuf, v2::Write)>,
+}
+
+impl Writer {
+    fn write(&mut self, dir: &Path, w: &v2::Write) -> Result<()> {
+        match write_file(dir, w) {
+            Err(e) if w.retry_later && io_errno(&e) == Some(libc::EINVAL) => {
+                crate::debug!("cgroups: {} refused for now, retried last: {e:#}", w.file);
+                self.held.push((dir.to_path_buf(), w.clone()));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        for (dir, w) in &self.held {
+            write_file(dir, w)?;
+        }
+        Ok(())
+    }
+}
+
+fn io_errno(e: &anyhow::Error) -> Option<i32> {
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
 }
 
 fn controllers_of(dir: &Path) -> BTreeSet<String> {
@@ -330,17 +369,19 @@ fn refuse_busy(layout: &Layout, own: &BTreeMap<String, PathBuf>, path: &Path) ->
 
 /// Processes in a cgroup and every cgroup below it.
 fn count_procs(dir: &Path) -> usize {
-    let here = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0);
-    let below: usize = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| count_procs(&e.path()))
-        .sum();
-    here + below
+    procs_below(dir).len()
+}
+
+/// Host pids in a cgroup and every cgroup below it.
+fn procs_below(dir: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let subdirs = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for e in subdirs.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        out.extend(procs_below(&e.path()));
+    }
+    out
 }
 
 /// Whether an existing cgroup directory is frozen or freezing, by itself or
@@ -408,9 +449,11 @@ fn build(
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
         mkdir_all(&dir, &mut record.created)?;
         enable_controllers(mount, &dir, &v2::controllers_needed(r))?;
+        let mut writer = Writer::default();
         for w in v2::writes(r)? {
-            write_file(&dir, &w)?;
+            writer.write(&dir, &w)?;
         }
+        writer.finish()?;
         let fd = crate::sys::openat(libc::AT_FDCWD, &dir, libc::O_PATH | libc::O_DIRECTORY, 0)
             .with_context(|| format!("open cgroup {}", dir.display()))?;
         // cgroup v2 has no devices controller: the rules become an eBPF
@@ -443,11 +486,12 @@ fn build(
     }
     let unified_controllers = layout.unified_controllers();
     let mut on_unified = Vec::new();
+    let mut writer = Writer::default();
     for (controller, w) in v1::writes(&with_default_devices(r, devices))? {
         match layout.v1.get(controller) {
             Some(mount) => {
                 let dir = dir_in(mount, own.get(controller).map(PathBuf::as_path), path, false);
-                write_file(&dir, &w)?;
+                writer.write(&dir, &w)?;
             }
             // Hybrid hosts may bind a controller (hugetlb, here) to cgroup2.
             None if unified_controllers.iter().any(|c| c == controller) => on_unified.push(controller),
@@ -465,12 +509,13 @@ fn build(
             enable_controllers(mount, &dir, &on_unified)?;
             for controller in &on_unified {
                 for w in v2::writes_for(r, controller)? {
-                    write_file(&dir, &w)?;
+                    writer.write(&dir, &w)?;
                 }
             }
         }
         record.unified = Some(dir);
     }
+    writer.finish()?;
     Ok(None)
 }
 
@@ -481,23 +526,28 @@ pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
             .unified
             .as_ref()
             .ok_or_else(|| anyhow!("container has no cgroup v2 directory"))?;
-        for w in v2::writes(r)? {
-            write_file(dir, &w)?;
+        // Quota or period alone keeps the other as it is (cpu.max has both).
+        let current = std::fs::read_to_string(dir.join("cpu.max")).ok();
+        let r = v2::cpu::keep_current_max(r, current.as_deref());
+        let mut writer = Writer::default();
+        for w in v2::writes(&r)? {
+            writer.write(dir, &w)?;
         }
-        return Ok(());
+        return writer.finish();
     }
     let layout = Layout::detect()?;
     let unified_controllers = layout.unified_controllers();
+    let mut writer = Writer::default();
     for (controller, w) in v1::writes(r)? {
         let dir = layout
             .v1
             .get(controller)
             .and_then(|mount| record.v1.iter().find(|d| d.starts_with(mount)));
         match (dir, &record.unified) {
-            (Some(dir), _) => write_file(dir, &w)?,
+            (Some(dir), _) => writer.write(dir, &w)?,
             (None, Some(u)) if unified_controllers.iter().any(|c| c == controller) => {
                 for w in v2::writes_for(r, controller)? {
-                    write_file(u, &w)?;
+                    writer.write(u, &w)?;
                 }
             }
             _ if w.optional => {}
@@ -507,7 +557,7 @@ pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
             ),
         }
     }
-    Ok(())
+    writer.finish()
 }
 
 /// Moves `pid` into every directory of the container's cgroup (v1/hybrid,
@@ -592,6 +642,39 @@ pub fn set_frozen(record: &Record, frozen: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// SIGKILLs every process of the container's cgroup and the cgroups below
+/// it, the init or not, so that none can fork away meanwhile: by
+/// cgroup.kill where the kernel has it (cgroup v2, or the hybrid's cgroup2
+/// half), else frozen, killed, then thawed (a frozen v1 task only dies once
+/// thawed, so a paused container is thawed too, as runc does). Returns how
+/// many processes there were; None when the cgroup no longer exists.
+pub fn kill_all(record: &Record) -> Result<Option<usize>> {
+    let Some(dir) = record.freezer.iter().chain(record.dirs()).find(|d| d.is_dir()) else {
+        return Ok(None);
+    };
+    let found = procs_below(dir).len();
+    if let Some(kill) = record
+        .unified
+        .as_ref()
+        .map(|u| u.join("cgroup.kill"))
+        .filter(|k| k.exists())
+    {
+        std::fs::write(&kill, "1").with_context(|| format!("write 1 to {}", kill.display()))?;
+        return Ok(Some(found));
+    }
+    if let Err(e) = set_frozen(record, true) {
+        crate::debug!("kill: cgroup not frozen first: {e:#}");
+    }
+    let pids = procs_below(dir);
+    for &pid in &pids {
+        let _ = crate::sys::kill(pid, libc::SIGKILL);
+    }
+    if let Err(e) = set_frozen(record, false) {
+        crate::warn!("kill: thaw the container's cgroup: {e:#}");
+    }
+    Ok(Some(found.max(pids.len())))
 }
 
 fn remove_dirs(record: &Record) {

@@ -1,5 +1,7 @@
 //! `xrun kill`: deliver a signal to the container's init (or, with --all,
-//! to every process of its pid namespace).
+//! to every process of the container). SIGKILL to a container without a
+//! pid namespace of its own goes to every process of its cgroup, even once
+//! the init is gone: nothing else would end them (runc 1.4 does the same).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -13,10 +15,11 @@ use crate::container::processes;
 use crate::state::{self, ContainerDir, Saved, Status};
 use crate::sys;
 
-/// Parses `KILL`, `SIGKILL`, `kill`, or `9`.
+/// Parses `KILL`, `SIGKILL`, `kill`, or `9`; `0` checks the init exists
+/// (as kill(2) does) and fails on a stopped container.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if n > 0 && n <= libc::SIGRTMAX() {
+        if (0..=libc::SIGRTMAX()).contains(&n) {
             return Ok(n);
         }
         bail!("invalid signal number {n}");
@@ -35,9 +38,24 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn run(root: &Path, args: &KillArgs) -> Result<i32> {
     let sig = parse_signal(args.signal.as_deref().unwrap_or("SIGTERM"))?;
     let (dir, saved) = ContainerDir::load_unlocked(root, &args.id)?;
-    match state::status_of(&dir, &saved) {
-        Status::Created | Status::Running | Status::Paused => {}
-        _ => bail!("container not running"),
+    let status = state::status_of(&dir, &saved);
+    let alive = matches!(status, Status::Created | Status::Running | Status::Paused);
+    if sig == libc::SIGKILL && !saved.own_pid_ns && status != Status::Creating {
+        if let Some(record) = &saved.cgroup {
+            let found = crate::cgroups::kill_all(record)?;
+            if found.is_none() && !alive && !args.all {
+                bail!("container not running");
+            }
+            return Ok(0);
+        }
+    }
+    if !alive {
+        // --all (runc: "obsoleted") makes a stopped container no error.
+        if args.all {
+            processes::signal_all(&saved, sig);
+            return Ok(0);
+        }
+        bail!("container not running");
     }
     if args.all {
         signal_all(&saved, sig)?;
@@ -83,7 +101,8 @@ mod tests {
         assert_eq!(parse_signal("term").unwrap(), libc::SIGTERM);
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("999").is_err());
     }
 }

@@ -50,6 +50,10 @@ fn from_flags(a: &UpdateArgs) -> Result<Value> {
         ("shares", a.cpu_shares.map(|v| json!(v))),
         ("period", a.cpu_period.map(|v| json!(v))),
         ("quota", a.cpu_quota.map(|v| json!(v))),
+        ("burst", a.cpu_burst.map(|v| json!(v))),
+        ("idle", a.cpu_idle.map(|v| json!(v))),
+        ("realtimePeriod", a.cpu_rt_period.map(|v| json!(v))),
+        ("realtimeRuntime", a.cpu_rt_runtime.map(|v| json!(v))),
     ] {
         if let Some(v) = value {
             cpu.insert(key.into(), v);
@@ -92,6 +96,8 @@ fn read_resources(a: &UpdateArgs) -> Result<LinuxResources> {
         }
         None => from_flags(a)?,
     };
+    let mut doc: Value = doc;
+    cgroups::v2::pids::drop_unset_limit(&mut doc);
     serde_json::from_value(doc).context("resources do not match linux.resources")
 }
 
@@ -110,6 +116,52 @@ pub fn run(root: &Path, a: &UpdateArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flags(args: &[&str]) -> Value {
+        use clap::Parser;
+        let argv = ["xrun", "update"].iter().chain(args).chain(&["ctr"]);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Update(a)) => from_flags(&a).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn runc_flag_spellings_fill_the_resources() {
+        let doc = flags(&[
+            "--cpu-share",
+            "200",
+            "--cpu-burst",
+            "500000",
+            "--cpu-idle",
+            "1",
+            "--cpu-rt-period",
+            "1000000",
+            "--cpu-rt-runtime",
+            "-1",
+            "--cpu-quota",
+            "-1",
+            "--memory-swap",
+            "-1",
+            "--memory",
+            "-1",
+            "--pids-limit",
+            "0",
+        ]);
+        assert_eq!(
+            doc,
+            json!({
+                "cpu": {"shares": 200, "burst": 500000, "idle": 1, "quota": -1,
+                        "realtimePeriod": 1000000, "realtimeRuntime": -1},
+                "memory": {"limit": -1, "swap": -1},
+                "pids": {"limit": 0}
+            })
+        );
+        // The spelling of older xrun releases still works.
+        assert_eq!(flags(&["--cpu-shares", "5"]), json!({"cpu": {"shares": 5}}));
+        assert_eq!(flags(&["--cpu-idle", "-1"]), json!({"cpu": {"idle": -1}}));
+    }
 
     #[test]
     fn sizes_parse_like_runc_flags() {

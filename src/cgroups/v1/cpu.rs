@@ -33,29 +33,35 @@ pub(super) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
     out.extend(before);
     out.extend(shares);
 
-    // Period before quota, burst after it: on a new cgroup (quota -1) that
-    // order always passes the kernel's checks.
+    // runc's order: period, burst, then quota. The kernel checks each
+    // against the current quota (and the parent's limit), so a period or
+    // burst that only fits the new quota is refused at first and retried
+    // after it (a pod lowering its period and quota together).
     let quota = cpu.quota().unwrap_or(0);
+    let after_quota = |w: Write| if quota != 0 { w.retry_later() } else { w };
     if let Some(p) = cpu.period().filter(|p| *p != 0) {
-        out.push(Write::new(PERIOD, "cpu.cfs_period_us", p));
-    }
-    if quota != 0 {
-        out.push(Write::new(QUOTA, "cpu.cfs_quota_us", quota));
+        out.push(after_quota(Write::new(PERIOD, "cpu.cfs_period_us", p)));
     }
     if let Some(burst) = cpu.burst() {
         if quota > 0 && burst > quota as u64 {
             bail!("{BURST} ({burst}) is larger than {QUOTA} ({quota})");
         }
         // Kernel 5.14+; runc skips it where it does not exist.
-        out.push(Write::new(BURST, "cpu.cfs_burst_us", burst).optional());
+        out.push(after_quota(Write::new(BURST, "cpu.cfs_burst_us", burst).optional()));
+    }
+    if quota != 0 {
+        out.push(Write::new(QUOTA, "cpu.cfs_quota_us", quota));
     }
     out.extend(after);
 
-    // A new cgroup has rt_runtime 0, so any period fits; then the runtime.
+    // The same for the realtime pair: a period shorter than the current
+    // runtime is retried after the new runtime.
+    let rt_runtime = cpu.realtime_runtime().unwrap_or(0);
     if let Some(p) = cpu.realtime_period().filter(|p| *p != 0) {
-        out.push(Write::new(RT_PERIOD, "cpu.rt_period_us", p));
+        let w = Write::new(RT_PERIOD, "cpu.rt_period_us", p);
+        out.push(if rt_runtime != 0 { w.retry_later() } else { w });
     }
-    if let Some(rt) = cpu.realtime_runtime().filter(|v| *v != 0) {
+    if let Some(rt) = Some(rt_runtime).filter(|v| *v != 0) {
         if rt < -1 {
             bail!("{RT_RUNTIME} ({rt}) must be -1 (unlimited) or a number of microseconds");
         }
@@ -93,10 +99,15 @@ mod tests {
             cpu(json!({"quota": 50000, "period": 100000, "burst": 20000})).unwrap(),
             pairs(&[
                 ("cpu.cfs_period_us", "100000"),
-                ("cpu.cfs_quota_us", "50000"),
-                ("?cpu.cfs_burst_us", "20000")
+                ("?cpu.cfs_burst_us", "20000"),
+                ("cpu.cfs_quota_us", "50000")
             ])
         );
+        let w = writes(&res(json!({"cpu": {"quota": 3000, "period": 10000}}))).unwrap();
+        let retried: Vec<bool> = w.iter().map(|w| w.retry_later).collect();
+        assert_eq!(retried, [true, false], "period retried after the quota");
+        let w = writes(&res(json!({"cpu": {"period": 10000}}))).unwrap();
+        assert!(!w[0].retry_later, "nothing to wait for without a quota");
         assert_eq!(cpu(json!({"quota": -1})).unwrap(), pairs(&[("cpu.cfs_quota_us", "-1")]));
         assert_eq!(
             cpu(json!({"period": 250000})).unwrap(),

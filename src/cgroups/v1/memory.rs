@@ -42,13 +42,14 @@ pub(super) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
     };
     // The kernel keeps limit <= memsw at every step. Unlimited memsw goes
     // first; otherwise the limit does, which is right for a new cgroup (both
-    // unlimited) and for updates that lower the limits. (runc reads the
-    // current limit to order updates that raise them.)
+    // unlimited) and for updates that lower the limits; a limit raised above
+    // the old memsw is refused until the new memsw is in, and retried then.
     if swap == -1 || (swap == 0 && limit == -1) {
         out.extend(memsw);
         out.extend(limit_w);
     } else {
-        out.extend(limit_w);
+        let raise_later = memsw.is_some();
+        out.extend(limit_w.map(|w| if raise_later { w.retry_later() } else { w }));
         out.extend(memsw);
     }
     if reservation != 0 {
@@ -105,6 +106,10 @@ mod tests {
                 ("memory.memsw.limit_in_bytes", "1000")
             ])
         );
+        let w = writes(&res(json!({"memory": {"limit": 1000, "swap": 3000}}))).unwrap();
+        assert!(w[0].retry_later, "a raised limit waits for the new memsw");
+        let w = writes(&res(json!({"memory": {"limit": 1000}}))).unwrap();
+        assert!(!w[0].retry_later);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::v2::{self, Write};
 /// controller (hierarchy) it belongs to, in runc's subsystem order.
 pub fn writes(r: &LinuxResources) -> Result<Vec<(&'static str, Write)>> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        bail!("linux.resources.unified needs cgroup v2, and this host uses cgroup v1");
+        bail!("invalid configuration: linux.resources.unified needs cgroup v2, and this host uses cgroup v1");
     }
     let mut out = Vec::new();
     let mut add = |controller: &'static str, writes: Vec<Write>| {
@@ -87,7 +87,7 @@ mod tests {
         let e = all(json!({"unified": {"memory.high": "1"}})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "linux.resources.unified needs cgroup v2, and this host uses cgroup v1"
+            "invalid configuration: linux.resources.unified needs cgroup v2, and this host uses cgroup v1"
         );
         assert!(all(json!({"unified": {}})).unwrap().is_empty());
     }

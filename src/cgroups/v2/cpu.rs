@@ -38,6 +38,16 @@ pub(in crate::cgroups) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
 
     let quota = cpu.quota().unwrap_or(0);
     let period = cpu.period().unwrap_or(0);
+    if let Some(burst) = cpu.burst() {
+        if quota > 0 && burst > quota as u64 {
+            bail!("{BURST} ({burst}) is larger than {QUOTA} ({quota})");
+        }
+        // Before cpu.max, as runc does: the kernel wants burst <= quota, so
+        // a burst that only fits the new quota is retried after it, and a
+        // quota below the old burst only fits after the new burst.
+        let w = Write::new(BURST, "cpu.max.burst", burst);
+        out.push(if quota != 0 || period != 0 { w.retry_later() } else { w });
+    }
     if quota != 0 || period != 0 {
         // Any negative quota is "no limit"; a missing period is the default.
         let limit = if quota > 0 {
@@ -49,15 +59,26 @@ pub(in crate::cgroups) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
         let field = if quota != 0 { QUOTA } else { PERIOD };
         out.push(Write::new(field, "cpu.max", format!("{limit} {period}")));
     }
-    if let Some(burst) = cpu.burst() {
-        if quota > 0 && burst > quota as u64 {
-            bail!("{BURST} ({burst}) is larger than {QUOTA} ({quota})");
-        }
-        // After cpu.max: the kernel wants burst <= quota, and a new cgroup's
-        // quota is "max" until cpu.max is written.
-        out.push(Write::new(BURST, "cpu.max.burst", burst));
-    }
     Ok(out)
+}
+
+/// `update` with only a quota or only a period keeps the other one as the
+/// cgroup has it (`current` is cpu.max, "max 100000"), as runc keeps the
+/// other from its saved config: cpu.max cannot be written by halves.
+pub(in crate::cgroups) fn keep_current_max(r: &LinuxResources, current: Option<&str>) -> LinuxResources {
+    let mut r = r.clone();
+    let Some(mut cpu) = r.cpu().clone() else { return r };
+    let quota = cpu.quota().unwrap_or(0);
+    let period = cpu.period().unwrap_or(0);
+    let mut words = current.unwrap_or("").split_whitespace();
+    let (old_quota, old_period) = (words.next(), words.next().and_then(|p| p.parse::<u64>().ok()));
+    if quota != 0 && period == 0 {
+        cpu.set_period(old_period);
+    } else if period != 0 && quota == 0 {
+        cpu.set_quota(old_quota.and_then(|q| q.parse::<i64>().ok()).or(Some(-1)));
+    }
+    r.set_cpu(Some(cpu));
+    r
 }
 
 /// The cpu.idle write (v1 and v2; a boolean, 0 or 1), split by where it
@@ -164,16 +185,48 @@ mod tests {
     }
 
     #[test]
-    fn burst_after_max() {
+    fn burst_before_max_retried_after_it() {
+        let w = writes(&res(json!({"cpu": {"quota": 50000, "burst": 10000}}))).unwrap();
         assert_eq!(
-            cpu(json!({"quota": 50000, "burst": 10000})).unwrap(),
-            pairs(&[("cpu.max", "50000 100000"), ("cpu.max.burst", "10000")])
+            files(&w),
+            pairs(&[("cpu.max.burst", "10000"), ("cpu.max", "50000 100000")])
         );
+        assert!(w[0].retry_later && !w[1].retry_later);
         assert_eq!(cpu(json!({"burst": 0})).unwrap(), pairs(&[("cpu.max.burst", "0")]));
         let e = cpu(json!({"quota": 1000, "burst": 2000})).unwrap_err();
         assert_eq!(
             e.to_string(),
             "linux.resources.cpu.burst (2000) is larger than linux.resources.cpu.quota (1000)"
+        );
+    }
+
+    #[test]
+    fn update_of_quota_or_period_alone_keeps_the_other() {
+        let kept = |update: serde_json::Value, current: Option<&str>| {
+            let r = keep_current_max(&res(json!({ "cpu": update })), current);
+            files(&writes(&r).unwrap())
+        };
+        let max = |v: &str| pairs(&[("cpu.max", v)]);
+        assert_eq!(
+            kept(json!({"period": 900000}), Some("500000 1000000\n")),
+            max("500000 900000")
+        );
+        assert_eq!(kept(json!({"period": 50000}), Some("max 100000\n")), max("max 50000"));
+        assert_eq!(
+            kept(json!({"quota": 600000}), Some("500000 900000\n")),
+            max("600000 900000")
+        );
+        assert_eq!(kept(json!({"quota": -1}), Some("500000 900000")), max("max 900000"));
+        assert_eq!(kept(json!({"quota": 30000}), None), max("30000 100000"));
+        assert_eq!(kept(json!({"period": 50000}), None), max("max 50000"));
+        // Both given, or neither: nothing is taken from the cgroup.
+        assert_eq!(
+            kept(json!({"quota": 3000, "period": 10000}), Some("1 2")),
+            max("3000 10000")
+        );
+        assert_eq!(
+            kept(json!({"shares": 1024}), Some("1 2")),
+            pairs(&[("cpu.weight", "100")])
         );
     }
 

@@ -9,7 +9,7 @@ pub(in crate::cgroups) mod devices;
 pub(in crate::cgroups) mod hugetlb;
 mod io;
 pub(in crate::cgroups) mod memory;
-pub(in crate::cgroups) mod pids;
+pub mod pids;
 pub(in crate::cgroups) mod rdma;
 mod unified;
 
@@ -34,6 +34,12 @@ pub struct Write {
     /// it (runc: "io.bfq.weight" when BFQ is there, else "io.weight" with a
     /// converted value; on v1 "blkio.weight" else "blkio.bfq.weight").
     pub fallback: Option<(String, String)>,
+    /// The kernel may refuse this value (EINVAL) until a later write of the
+    /// same list has landed: a CFS period or burst checked against the old
+    /// quota and the parent's limit, a memory limit above the old
+    /// memory+swap. Such a refusal is retried once after all the others
+    /// (runc's order for these pairs).
+    pub retry_later: bool,
 }
 
 impl Write {
@@ -44,7 +50,13 @@ impl Write {
             value: value.to_string(),
             optional: false,
             fallback: None,
+            retry_later: false,
         }
+    }
+
+    pub(in crate::cgroups) fn retry_later(mut self) -> Write {
+        self.retry_later = true;
+        self
     }
 
     pub(in crate::cgroups) fn optional(mut self) -> Write {
