@@ -289,7 +289,7 @@ fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
 
 /// Creates the container's cgroup and applies `linux.resources`, before
 /// the init exists. On error, what was created is removed again.
-pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
+pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Result<Prepared> {
     let path = configured_path(spec, id);
     let default_resources = LinuxResources::default();
     let resources = spec
@@ -309,8 +309,8 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
+    refuse_busy(planned)?;
     let own = layout::own_cgroups();
-    refuse_busy(layout, &own, &path)?;
     match build(layout, &own, &path, resources, devices, &mut record) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
@@ -328,40 +328,19 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout) -> Result<Prepared> {
 /// freeze on arrival and never report back. Checked before anything is
 /// created, so a refusal leaves nothing behind; the existing cgroup is not
 /// touched. Every hierarchy is checked (runc looks only at "devices").
-fn refuse_busy(layout: &Layout, own: &BTreeMap<String, PathBuf>, path: &Path) -> Result<()> {
-    let own_of = |name: &str| own.get(name).map(PathBuf::as_path);
-    let mut dirs = Vec::new();
-    let mut freezers = Vec::new();
-    if layout.kind == Kind::Unified {
-        let dir = dir_in(Path::new(layout::ROOT), own_of(""), path, true);
-        freezers.push(dir.clone());
-        dirs.push(dir);
-    } else {
-        for (name, mount) in &layout.v1 {
-            let dir = dir_in(mount, own_of(name), path, false);
-            if name == "freezer" {
-                freezers.push(dir.clone());
-            }
-            dirs.push(dir);
-        }
-        if let Some(mount) = &layout.unified {
-            let dir = dir_in(mount, own_of(""), path, false);
-            freezers.push(dir.clone());
-            dirs.push(dir);
-        }
-    }
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs.iter().filter(|d| d.is_dir()) {
+fn refuse_busy(planned: &Record) -> Result<()> {
+    for dir in planned.dirs().filter(|d| d.is_dir()) {
         let n = count_procs(dir);
         if n > 0 {
             bail!("container's cgroup is not empty: {n} process(es) found");
         }
     }
+    // The v1 freezer, and cgroup2's own freeze (v2, or hybrid's unified).
+    let freezers = planned.freezer.iter().chain(planned.unified.iter());
     // A cgroup yet to be made freezes with its parent: check the nearest
     // existing directory.
     let existing = |d: &PathBuf| d.ancestors().find(|a| a.is_dir()).map(Path::to_path_buf);
-    if freezers.iter().filter_map(existing).any(|d| is_dir_frozen(&d)) {
+    if freezers.filter_map(existing).any(|d| is_dir_frozen(&d)) {
         bail!("container's cgroup unexpectedly frozen");
     }
     Ok(())

@@ -289,7 +289,12 @@ fn start_init(
     };
     launch.fifo_fd = fifo.as_ref().map_or(-1, |f| f.as_raw_fd());
     crate::phase!("cgroup");
-    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout)?;
+    // create wrote this plan down before anything existed; prepare makes it.
+    let planned = match &launch.hook_state.cgroup {
+        Some(r) => r.clone(),
+        None => cgroups::plan(&launch.bundle.spec, &launch.id, cgroup_layout),
+    };
+    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout, &planned)?;
     let record = cgroup.record.clone();
     if let Root::Build(plan) = &mut launch.root {
         // The cgroup mount binds these in (see mounts::mount_cgroup).

@@ -117,28 +117,31 @@ fn is_static_elf(path: &Path) -> bool {
 
 fn checker() -> &'static Path {
     static CHECKER: OnceLock<PathBuf> = OnceLock::new();
-    CHECKER.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/checker/checker.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker");
-        fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("checker");
-        // Build under a private name, then rename: concurrent test runs
-        // never see a half-written binary.
-        let tmp = dir.join(format!("checker.{}", std::process::id()));
-        let result = Command::new("gcc")
-            .args(["-static", "-O2", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("running gcc");
-        assert!(
-            result.status.success(),
-            "compiling the checker failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        fs::rename(&tmp, &out).unwrap();
-        out
-    })
+    CHECKER.get_or_init(|| build_static_c("checker"))
+}
+
+/// Compiles `tests/checker/NAME.c` into a static binary under cargo's test
+/// tmpdir and returns its path. Built under a private name, then renamed:
+/// concurrent test runs never see a half-written binary.
+pub fn build_static_c(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/checker/{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let result = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .expect("running gcc");
+    assert!(
+        result.status.success(),
+        "compiling {name} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    fs::rename(&tmp, &out).unwrap();
+    out
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -76,26 +75,7 @@ fn sys_symlink_is_refused_quickly() {
 
 fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
-    PROBE.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/checker/pseudofs_probe.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker");
-        fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("pseudofs_probe");
-        let tmp = dir.join(format!("pseudofs_probe.{}", std::process::id()));
-        let result = Command::new("gcc")
-            .args(["-static", "-O2", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("running gcc");
-        assert!(
-            result.status.success(),
-            "compiling the probe failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        fs::rename(&tmp, &out).unwrap();
-        out
-    })
+    PROBE.get_or_init(|| build_static_c("pseudofs_probe"))
 }
 
 /// Runs the probe under --no-pivot as an unprivileged user (uid 1000, no
