@@ -61,7 +61,10 @@ pub fn run(hook: &Hook, state_json: &str, default_env: Option<&[CString]>) -> Re
         .stderr(Stdio::from(output.try_clone()?));
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => bail!("{what}: {}", sys::strerror(e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(e) => match e.raw_os_error() {
+            Some(errno) => bail!("{what}: {}", sys::strerror(errno)),
+            None => bail!("{what}: {e}"),
+        },
     };
 
     let timeout = hook.timeout().filter(|t| *t > 0);

@@ -294,7 +294,16 @@ fn start_init(
         Some(r) => r.clone(),
         None => cgroups::plan(&launch.bundle.spec, &launch.id, cgroup_layout),
     };
-    let cgroup = cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout, &planned)?;
+    let cgroup = match cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout, &planned) {
+        Ok(c) => c,
+        Err(e) => {
+            // prepare removed what it made; the rest of the plan may be
+            // another container's (a cgroup that appeared since), never ours
+            // to empty.
+            launch.hook_state.cgroup = None;
+            return Err(e);
+        }
+    };
     let record = cgroup.record.clone();
     if let Root::Build(plan) = &mut launch.root {
         // The cgroup mount binds these in (see mounts::mount_cgroup).
@@ -303,6 +312,27 @@ fn start_init(
     launch.hook_state.cgroup = Some(cgroup.record);
     let (pid, pidfd, parent_sync, console) =
         spawn(launch, Some(&record), cgroup.clone_into, console_socket, Some(dir))?;
+    match record_created(dir, launch, pid, &parent_sync, pid_file) {
+        Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
+        Err(e) => {
+            // The caller removes the cgroup and the state: the init must be
+            // gone first.
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(pid, 0);
+            Err(e)
+        }
+    }
+}
+
+/// Step 6: the final state.json and --pid-file; a created init is then
+/// told it may wait for `start`.
+fn record_created(
+    dir: &ContainerDir,
+    launch: &Launch,
+    pid: i32,
+    parent_sync: &OwnedFd,
+    pid_file: Option<&Path>,
+) -> Result<Saved> {
     let mut saved = launch.hook_state.clone();
     saved.creating = false;
     if launch.ns.new_pid {
@@ -320,7 +350,7 @@ fn start_init(
         sync::send(parent_sync.as_raw_fd(), Kind::Continue).context("container init exited during setup")?;
     }
     crate::phase!("created");
-    Ok((saved, pidfd, parent_sync, console))
+    Ok(saved)
 }
 
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
@@ -378,7 +408,7 @@ fn spawn(
     crate::debug!("process {pid} cloned with flags {:#x}", launch.ns.clone_flags);
 
     let recorded = match journal {
-        Some(dir) => record_child(dir, launch, pid, parent_sync.as_raw_fd()),
+        Some(dir) => record_child(dir, launch, pid, &pidfd, parent_sync.as_raw_fd()),
         None => Ok(()),
     };
     let result = recorded
@@ -427,14 +457,28 @@ fn hand_over_console(launch: &Launch, master: Option<OwnedFd>, socket: Option<&U
 
 /// Writes the just-cloned init's PID and start time into state.json
 /// before it makes anything, so `delete` can kill it if we die.
-fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<()> {
+fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, pidfd: &OwnedFd, sync_fd: RawFd) -> Result<()> {
     launch.hook_state.pid = pid;
     let Some(start) = state::process_start_time(pid) else {
         // Already dead: it found bad input at its first step, and said so.
+        // (Alive but unreadable, its frames are not all queued: no reading.)
+        if !has_exited(pidfd) {
+            bail!("cannot read the start time of container init {pid}");
+        }
         return Err(early_failure(sync_fd).unwrap_or_else(|| anyhow!("init process vanished")));
     };
     launch.hook_state.init_start_time = start;
     dir.save(&launch.hook_state)
+}
+
+/// Whether the process behind `pidfd` has exited (its pidfd is readable).
+fn has_exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    sys::poll(&mut fds, 0).is_ok_and(|n| n == 1)
 }
 
 /// The failure a child that is already dead reported: every frame it sent
