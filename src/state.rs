@@ -30,8 +30,10 @@ const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 const MAX_ID_LEN: usize = 1024;
 /// How long a verb waits for another one to release a container's lock.
-/// Every holder is short-lived (no verb holds it while it waits on the
-/// container's processes), so only a wedged command ever exceeds it.
+/// No verb holds it while it waits on the container's own process (exec
+/// drops it before its child may meet a frozen cgroup); the long holders
+/// are create, start and run while OCI hooks run, bounded by the hooks'
+/// timeouts. Past this, the waiting verb says the container is busy.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
