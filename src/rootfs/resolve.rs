@@ -79,13 +79,7 @@ fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> io::Result
             Ok(fd) => cur = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // `name` exists but leads nowhere: a dangling symlink.
-                let target = sys::readlinkat(cur.as_raw_fd(), name)?;
-                let base = if target.is_absolute() {
-                    PathBuf::new()
-                } else {
-                    prefix.parent().unwrap_or(Path::new("")).to_path_buf()
-                };
-                let mut next = clean(&Path::new("/").join(base).join(target));
+                let mut next = link_target(cur.as_raw_fd(), name, &prefix)?;
                 next.extend(&comps[i + 1..]);
                 return mkdir_all_depth(root, &next, mode, depth + 1);
             }
@@ -97,7 +91,16 @@ fn mkdir_all_depth(root: RawFd, rel: &Path, mode: u32, depth: u32) -> io::Result
 
 /// Makes sure `rel` exists inside `root` (a directory, or an empty file when
 /// `file` is set) and returns an O_PATH fd of it.
+/// A dangling symlink as the last component is followed inside the root and
+/// its target created there, as runc does.
 pub fn ensure(root: RawFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
+    ensure_depth(root, rel, file, 0)
+}
+
+fn ensure_depth(root: RawFd, rel: &Path, file: bool, depth: u32) -> io::Result<OwnedFd> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     match open(root, rel, 0) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
@@ -118,7 +121,27 @@ pub fn ensure(root: RawFd, rel: &Path, file: bool) -> io::Result<OwnedFd> {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         Err(e) => return Err(e),
     }
-    open(root, rel, 0)
+    match open(root, rel, 0) {
+        // Something exists there yet leads nowhere: a dangling symlink.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let next = link_target(dir.as_raw_fd(), name, rel)?;
+            ensure_depth(root, &next, file, depth + 1)
+        }
+        other => other,
+    }
+}
+
+/// Where the symlink `name` (in `dir`, at `rel` in the root) points, as a
+/// cleaned path relative to the root: an absolute target counts from the
+/// root, a relative one from the link's directory; `..` stops at the root.
+fn link_target(dir: RawFd, name: &Path, rel: &Path) -> io::Result<PathBuf> {
+    let target = sys::readlinkat(dir, name)?;
+    let base = if target.is_absolute() {
+        PathBuf::new()
+    } else {
+        rel.parent().unwrap_or(Path::new("")).to_path_buf()
+    };
+    Ok(clean(&Path::new("/").join(base).join(target)))
 }
 
 /// An O_PATH fd of the directory `rel` inside `root`, created if missing.
@@ -206,6 +229,28 @@ mod tests {
         assert!(root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
         assert!(root.join("file").is_file());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn ensure_follows_a_trailing_dangling_symlink_inside_the_root() {
+        let base = std::env::temp_dir().join(format!("xrun-dangling-{}", sys::getpid()));
+        let root = base.join("root");
+        let outside = base.join("outside");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        symlink(outside.join("f"), root.join("etc/file")).unwrap();
+        symlink("../../../x/y", root.join("etc/dir")).unwrap();
+        symlink("/etc/loop", root.join("etc/loop")).unwrap();
+        let rootfd: OwnedFd = fs::File::open(&root).unwrap().into();
+        let r = rootfd.as_raw_fd();
+        ensure(r, Path::new("etc/file"), true).unwrap();
+        ensure(r, Path::new("etc/dir"), false).unwrap();
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("f").is_file());
+        assert!(root.join("x/y").is_dir());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let err = ensure(r, Path::new("etc/loop"), true).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
         fs::remove_dir_all(&base).unwrap();
     }
 }

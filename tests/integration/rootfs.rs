@@ -175,6 +175,54 @@ fn dotdot_mount_destination_cannot_escape_rootfs() {
     t.assert_clean(&t.id);
 }
 
+#[test]
+fn bind_through_dangling_symlink_component_creates_inside_rootfs() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let outside = t.host_dir("outside");
+    let src = t.dir.join("hosts-src");
+    fs::write(&src, "bound file").unwrap();
+    // /etc/hosts -> /jump/baz/hosts, /jump -> /../../<outside>/bar: both
+    // missing, and the second aims above the root at a real host directory.
+    let jump = format!("/../..{}/bar", outside.display());
+    std::os::unix::fs::symlink(&jump, t.rootfs.join("jump")).unwrap();
+    std::os::unix::fs::symlink("/jump/baz/hosts", t.rootfs.join("etc/hosts")).unwrap();
+    add_mount(&mut t, bind_mount(&src, "/etc/hosts", &[]));
+    let real = format!("{}/bar/baz/hosts", outside.display());
+    let report = check_paths(&mut t, &["/etc/hosts", &real]);
+    assert_eq!(listing(&outside), Vec::<String>::new(), "created outside the rootfs");
+    let inside = t.rootfs.join(outside.strip_prefix("/").unwrap()).join("bar/baz/hosts");
+    assert!(inside.is_file(), "{} was not created", inside.display());
+    assert_eq!(report.path("/etc/hosts")["type"], "link");
+    assert_eq!(report.path(&real)["content"], "bound file");
+    assert_eq!(report.mount_at(&real)["mount_point"], real.as_str());
+}
+
+#[test]
+fn bind_onto_trailing_dangling_symlink_creates_inside_rootfs() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let outside = t.host_dir("outside");
+    let src_file = t.dir.join("hosts-src");
+    fs::write(&src_file, "bound file").unwrap();
+    let src_dir = t.host_dir("dir-src");
+    fs::write(src_dir.join("inner"), "in dir").unwrap();
+    // A file bind on an absolute dangling link, a directory bind on a
+    // relative one that climbs above the root towards a host directory.
+    std::os::unix::fs::symlink("/tmp/hosts", t.rootfs.join("etc/hosts")).unwrap();
+    let up = format!("../../../..{}/made", outside.display());
+    std::os::unix::fs::symlink(&up, t.rootfs.join("etc/dirlink")).unwrap();
+    add_mount(&mut t, bind_mount(&src_file, "/etc/hosts", &[]));
+    add_mount(&mut t, bind_mount(&src_dir, "/etc/dirlink", &[]));
+    let made = format!("{}/made", outside.display());
+    let report = check_paths(&mut t, &["/tmp/hosts", &format!("{made}/inner")]);
+    assert_eq!(listing(&outside), Vec::<String>::new(), "created outside the rootfs");
+    assert!(t.rootfs.join("tmp/hosts").is_file());
+    assert!(t.rootfs.join(made.strip_prefix('/').unwrap()).is_dir());
+    assert_eq!(report.path("/tmp/hosts")["content"], "bound file");
+    assert_eq!(report.path(&format!("{made}/inner"))["content"], "in dir");
+    assert_eq!(report.mount_at("/tmp/hosts")["mount_point"], "/tmp/hosts");
+    assert_eq!(report.mount_at(&made)["mount_point"], made.as_str());
+}
+
 /// Bind-mounts `dir` onto itself on the host as a shared mount (its own
 /// peer group), so propagation into the container becomes observable.
 fn make_shared_mount(dir: &Path) {
