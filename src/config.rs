@@ -47,13 +47,21 @@ fn new_namespace_for_empty_path(spec: &mut Spec) {
 const DL_OVERRUN: &str = "SCHED_FLAG_DL_OVERRUN";
 
 /// Parses config.json; the JSON is edited first only where oci-spec would
-/// misread it (a rare flag spelling, a `pids` object without a limit).
+/// misread it (a rare flag spelling, a `pids` object without a limit) or
+/// refuse it (a capability name it does not know, which runc ignores).
 fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
     let has = |word: &str| data.windows(word.len()).any(|w| w == word.as_bytes());
+    let mut first_error = None;
     if !has(DL_OVERRUN) && !has("\"pids\"") {
-        return serde_json::from_slice(data);
+        match serde_json::from_slice(data) {
+            Ok(spec) => return Ok(spec),
+            Err(e) => first_error = Some(e),
+        }
     }
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    if let Some(caps) = v.pointer_mut("/process/capabilities") {
+        crate::process::caps::drop_unknown_names(caps);
+    }
     if let Some(r) = v.pointer_mut("/linux/resources") {
         crate::cgroups::v2::pids::drop_unset_limit(r);
     }
@@ -62,7 +70,8 @@ fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
             *f = serde_json::Value::from("SCHED_FLAG_D_L_OVERRUN");
         }
     }
-    serde_json::from_value(v)
+    // When the edits did not help, the first error has the line and column.
+    serde_json::from_value(v).map_err(|e| first_error.unwrap_or(e))
 }
 
 fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {

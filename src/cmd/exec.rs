@@ -65,6 +65,9 @@ fn process_for(args: &ExecArgs, spec: &Spec) -> Result<Process> {
         let text = std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?;
         let mut value: serde_json::Value =
             serde_json::from_slice(&text).with_context(|| format!("parse process file {}", path.display()))?;
+        if let Some(caps) = value.pointer_mut("/capabilities") {
+            crate::process::caps::drop_unknown_names(caps);
+        }
         // Without "user" the process runs as 0:0 (runc's zero value).
         if let Some(obj) = value.as_object_mut() {
             obj.entry("user")

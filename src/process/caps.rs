@@ -15,9 +15,42 @@ pub struct Sets {
     pub ambient: CapsHashSet,
 }
 
+/// runc's warning for capability names it leaves out (unknown ones, or
+/// ones this kernel lacks), all in one line, sorted: `[A B]`.
+fn warn_ignored(names: &std::collections::BTreeSet<String>) {
+    if !names.is_empty() {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        crate::warn!("ignoring unknown or unavailable capabilities: [{}]", list.join(" "));
+    }
+}
+
+/// Removes from a `capabilities` object (config.json's or a process
+/// file's) the names oci-spec cannot parse, which it would refuse whole;
+/// runc goes on without them, with a warning.
+pub fn drop_unknown_names(caps: &mut serde_json::Value) {
+    let Some(obj) = caps.as_object_mut() else { return };
+    let mut unknown = std::collections::BTreeSet::new();
+    for list in obj.values_mut().filter_map(|v| v.as_array_mut()) {
+        list.retain(|name| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known {
+                if let Some(n) = name.as_str() {
+                    unknown.insert(n.to_string());
+                }
+            }
+            known || !name.is_string()
+        });
+    }
+    warn_ignored(&unknown);
+}
+
 /// Converts the spec's names to `caps` values; caps this kernel does not
-/// know are left out (with a warning), as runc does.
-fn convert(set: Option<&Capabilities>, supported: &CapsHashSet) -> CapsHashSet {
+/// know are left out and named in `missing`, as runc does.
+fn convert(
+    set: Option<&Capabilities>,
+    supported: &CapsHashSet,
+    missing: &mut std::collections::BTreeSet<String>,
+) -> CapsHashSet {
     let mut out = CapsHashSet::new();
     for cap in set.into_iter().flatten() {
         let name = cap.to_string();
@@ -30,7 +63,9 @@ fn convert(set: Option<&Capabilities>, supported: &CapsHashSet) -> CapsHashSet {
             Ok(c) if supported.contains(&c) => {
                 out.insert(c);
             }
-            _ => crate::warn!("capability {name} is not supported by this kernel, ignored"),
+            _ => {
+                missing.insert(name);
+            }
         }
     }
     out
@@ -40,31 +75,33 @@ impl Sets {
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Sets {
         let Some(c) = c else { return Sets::default() };
         let supported = caps::runtime::thread_all_supported();
+        let mut missing = std::collections::BTreeSet::new();
         let mut sets = Sets {
-            bounding: convert(c.bounding().as_ref(), &supported),
-            effective: convert(c.effective().as_ref(), &supported),
-            permitted: convert(c.permitted().as_ref(), &supported),
-            inheritable: convert(c.inheritable().as_ref(), &supported),
-            ambient: convert(c.ambient().as_ref(), &supported),
+            bounding: convert(c.bounding().as_ref(), &supported, &mut missing),
+            effective: convert(c.effective().as_ref(), &supported, &mut missing),
+            permitted: convert(c.permitted().as_ref(), &supported, &mut missing),
+            inheritable: convert(c.inheritable().as_ref(), &supported, &mut missing),
+            ambient: convert(c.ambient().as_ref(), &supported, &mut missing),
         };
-        // The kernel only keeps an ambient cap that is also permitted and
+        warn_ignored(&missing);
+        // The kernel only raises an ambient cap that is also permitted and
         // inheritable; configs from `runc spec` list ambient caps without
-        // inheritable ones, and runc drops them: so does xrun, aloud.
+        // inheritable ones. runc tries each, warns for those the kernel
+        // refuses and goes on: xrun knows the answer up front, and says it
+        // in runc's words.
         let (inh, perm) = (&sets.inheritable, &sets.permitted);
-        let dropped: Vec<String> = sets
+        let mut dropped: Vec<String> = sets
             .ambient
             .iter()
             .filter(|c| !inh.contains(c) || !perm.contains(c))
             .map(|c| c.to_string())
             .collect();
-        if !dropped.is_empty() {
-            crate::warn!(
-                "ambient capabilities not also inheritable and permitted are dropped: {}",
-                dropped.join(", ")
-            );
-            sets.ambient
-                .retain(|c| sets.inheritable.contains(c) && sets.permitted.contains(c));
+        dropped.sort();
+        for name in &dropped {
+            crate::warn!("can't raise ambient capability {name}: operation not permitted");
         }
+        sets.ambient
+            .retain(|c| sets.inheritable.contains(c) && sets.permitted.contains(c));
         sets
     }
 

@@ -39,7 +39,8 @@
 //! with NOTIFY is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER and the fd
 //! goes to the agent (`notify.rs`). Flags: TSYNC is accepted and not passed
 //! (the init has one thread; the kernel refuses it next to NEW_LISTENER),
-//! WAIT_KILLABLE_RECV is passed only with a listener (the kernel refuses it
+//! no `flags` at all means SPEC_ALLOW when the kernel has it (runc's
+//! default), WAIT_KILLABLE_RECV is passed only with a listener (the kernel refuses it
 //! without one); a flag the kernel refuses fails the load, as in runc.
 
 mod bpf;
@@ -205,14 +206,19 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         bail!("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the seccomp agent's socket)");
     }
     let program = bpf::program(&rules, default, arches(s))?;
-    Ok(Filter {
-        program,
-        flags: flags(s, notify),
-    })
+    let flags = flags(s, notify);
+    // runc's words: its seccomp.bats reads this line.
+    crate::debug!("seccomp filter flags: {flags}");
+    Ok(Filter { program, flags })
 }
 
 fn flags(s: &LinuxSeccomp, listener: bool) -> u32 {
     let mut flags = if listener { FLAG_NEW_LISTENER } else { 0 };
+    // No `flags` at all (not even an empty list): SPEC_ALLOW when the kernel
+    // has it, as runc does.
+    if s.flags().is_none() && crate::sys::seccomp_flags_known(FLAG_SPEC_ALLOW) {
+        flags |= FLAG_SPEC_ALLOW;
+    }
     for f in s.flags().as_deref().unwrap_or(&[]) {
         flags |= match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
@@ -265,11 +271,13 @@ pub const OPERATORS: &[&str] = &[
     "SCMP_CMP_NE",
 ];
 pub const ARCHES: &[&str] = &["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"];
+/// The flags runc 1.4 lists, in its order: tools (runc's own tests among
+/// them) stop at a flag they do not know. `compile` also accepts
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, which is left unlisted.
 pub const FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_TSYNC",
-    "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    "SECCOMP_FILTER_FLAG_LOG",
 ];
 
 /// The seccomp(2) flag bits that ask the kernel for flag `name` (for

@@ -32,8 +32,12 @@ pub fn send_to_agent(profile: &LinuxSeccomp, pid: i32, state_json: &str, listene
     let path = profile.listener_path().as_deref().unwrap_or(Path::new(""));
     let msg = process_state(pid, profile.listener_metadata().as_deref(), state_json);
     let body = serde_json::to_vec(&msg)?;
-    let sock = UnixStream::connect(path)
-        .with_context(|| format!("connect to the seccomp agent at listenerPath {}", path.display()))?;
+    let sock = UnixStream::connect(path).with_context(|| {
+        format!(
+            "failed to connect with seccomp agent specified in the seccomp profile ({})",
+            path.display()
+        )
+    })?;
     crate::sys::send_with_fd(sock.as_raw_fd(), &body, listener.as_raw_fd())
         .with_context(|| format!("send the seccomp listener to {}", path.display()))?;
     crate::debug!("seccomp listener of pid {pid} sent to {}", path.display());

@@ -334,9 +334,13 @@ fn flags() {
     );
     assert_eq!(f.flags, 8 | 32);
     // A listenerPath without any NOTIFY rule: no listener (as runc).
-    let f = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a"}));
+    let f = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a", "flags": []}));
     assert_eq!(f.flags, 0);
-    assert_eq!(FLAGS.len(), 4);
+    // No flags at all: runc's default of SPEC_ALLOW, where the kernel has it.
+    let f = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+    let spec_allow = crate::sys::seccomp_flags_known(FLAG_SPEC_ALLOW);
+    assert_eq!(f.flags, if spec_allow { FLAG_SPEC_ALLOW } else { 0 });
+    assert_eq!(FLAGS.len(), 3);
 }
 
 #[test]

@@ -1003,6 +1003,35 @@ fn device_rules_deny_unlisted_devices() {
     t.assert_clean(&allowed);
 }
 
+/// runc keeps the access letters it knows and drops the others: "rwa" is
+/// "rw" (update.bats "minimal transition rules" uses it), so mknod stays
+/// allowed and read and write are denied.
+#[test]
+fn unknown_device_access_letters_are_left_out() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    device_probe(&mut t);
+    let id = t.id.clone();
+    resources(&mut t)["devices"] = json!([
+        {"allow": true, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}
+    ]);
+    let report = t.run_checker(&id);
+    let kmsg = report.path("/dev/xkmsg");
+    assert_eq!(kmsg["type"], "chr", "mknod is still allowed: {kmsg}");
+    assert_eq!(kmsg["write"], "EPERM", "{kmsg}");
+    assert_eq!(kmsg["read"], "EPERM", "{kmsg}");
+    assert_eq!(
+        report.path("/dev/xnull")["write"],
+        "ok",
+        "{}",
+        report.path("/dev/xnull")
+    );
+    t.assert_clean(&id);
+}
+
 /// runc 1.1 denies every device not on its default list (or in
 /// linux.devices) even when the config has no linux.resources.devices.
 #[test]

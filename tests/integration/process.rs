@@ -193,6 +193,52 @@ fn capabilities_ambient_for_non_root() {
     }
 }
 
+// runc 1.1 refuses unknown names; runc 1.4 warns and goes on.
+#[test]
+fn unknown_capability_names_are_ignored_with_a_warning() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_UNKNOWN", "UNKNOWN_CAP"]);
+    let out = t.run(&t.id, &[]);
+    out.assert_ok();
+    assert!(
+        out.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_UNKNOWN UNKNOWN_CAP]"),
+        "stderr: {}",
+        out.stderr
+    );
+    let report = out.checker();
+    assert_eq!(report.cap_set("CapBnd"), cap_mask(&["CAP_KILL"]), "CapBnd");
+    t.assert_clean(&t.id);
+}
+
+// The kernel raises only ambient caps that are also inheritable (and
+// permitted); runc warns for the others in these words and goes on.
+#[test]
+fn ambient_cap_not_inheritable_is_warned_about_and_left_out() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let all = ["CAP_CHOWN", "CAP_KILL"];
+    t.config["process"]["capabilities"] = json!({
+        "bounding": all, "permitted": all, "effective": all,
+        "inheritable": ["CAP_KILL"], "ambient": all,
+    });
+    let out = t.run(&t.id, &[]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("can't raise ambient capability CAP_CHOWN: "),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("CAP_KILL"), "stderr: {}", out.stderr);
+    assert_eq!(out.checker().cap_set("CapAmb"), cap_mask(&["CAP_KILL"]), "CapAmb");
+    t.assert_clean(&t.id);
+}
+
 #[test]
 fn default_capabilities_match_config() {
     let Some(t) = TestEnv::new() else { return };

@@ -288,6 +288,46 @@ fn filter_flags_are_accepted() {
     t.assert_clean(&t.id);
 }
 
+// xrun-only: runc 1.1 takes no flags. The numbers are the seccomp(2) flags
+// the filter is loaded with, in runc's debug line (seccomp.bats reads it);
+// without `flags` runc (and xrun) add SPEC_ALLOW when the kernel has it.
+#[test]
+fn debug_names_the_filter_flags() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let out = t.rt(&["features"]);
+    out.assert_ok();
+    let spec_allow = out.stdout.contains("\"SECCOMP_FILTER_FLAG_SPEC_ALLOW\"");
+    let unset = if spec_allow { 4 } else { 0 };
+    let cases = [
+        (
+            "log",
+            Some(json!(["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"])),
+            2,
+        ),
+        ("empty", Some(json!([])), 0),
+        ("unset", None, unset),
+    ];
+    for (stem, flags, expected) in cases {
+        let id = t.new_id(stem);
+        let mut profile = allow_by_default(vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")]);
+        if let Some(flags) = flags {
+            profile["flags"] = flags;
+        }
+        t.config["linux"]["seccomp"] = profile;
+        t.args(&["checker", "--try", "mkdir"]);
+        t.write_config();
+        let out = t.rt(&["--debug", "run", "--bundle", s(&t.bundle), &id]);
+        out.assert_ok();
+        assert_denied(&out.checker(), "mkdir", "EPERM");
+        let line = format!("seccomp filter flags: {expected}\"");
+        assert!(out.stderr.contains(&line), "{stem}: no {line:?} in: {}", out.stderr);
+        t.assert_clean(&id);
+    }
+}
+
 #[test]
 fn log_action_lets_the_call_through() {
     let Some(mut t) = TestEnv::new() else { return };
@@ -690,7 +730,8 @@ fn unreachable_agent_fails_create_cleanly() {
     let Some(mut t) = TestEnv::new() else { return };
     let sock = t.sockets.join("nobody-listens.sock");
     t.config["linux"]["seccomp"] = notify_profile(&t, &sock);
-    create_refuses(&t, "listenerPath");
+    // runc's words (seccomp-notify.bats "no seccompagent").
+    create_refuses(&t, "failed to connect with seccomp agent");
 }
 
 /// Docker's default profile for a default container (the unit tests' test

@@ -22,21 +22,24 @@ pub(super) fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = vec![Write::new(FIELD, "devices.deny", ALL)];
     for (i, rule) in rules.iter().enumerate() {
         let file = if rule.allow() { "devices.allow" } else { "devices.deny" };
-        out.push(Write::new(FIELD, file, line(i, rule)?));
+        if let Some(line) = line(i, rule)? {
+            out.push(Write::new(FIELD, file, line));
+        }
     }
     Ok(out)
 }
 
-fn line(i: usize, rule: &LinuxDeviceCgroup) -> Result<String> {
-    let access = rule.access().as_deref().unwrap_or("");
-    if access.is_empty() {
+/// The rule's line, or None for a rule left with no access letters.
+fn line(i: usize, rule: &LinuxDeviceCgroup) -> Result<Option<String>> {
+    let letters = rule.access().as_deref().unwrap_or("");
+    if letters.is_empty() {
         bail!("{FIELD}[{i}].access must not be empty");
     }
-    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        bail!("{FIELD}[{i}].access ({access:?}) must be letters of \"rwm\"");
-    }
+    // runc keeps only the letters it knows ("rwa" is "rw"); the kernel
+    // would refuse the others.
+    let access: String = letters.chars().filter(|c| matches!(c, 'r' | 'w' | 'm')).collect();
     let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
-        LinuxDeviceType::A => return Ok(ALL.to_string()),
+        LinuxDeviceType::A => return Ok(Some(ALL.to_string())),
         LinuxDeviceType::B => 'b',
         LinuxDeviceType::C => 'c',
         other => bail!(
@@ -49,11 +52,12 @@ fn line(i: usize, rule: &LinuxDeviceCgroup) -> Result<String> {
         Some(n) if n >= 0 => Ok(n.to_string()),
         Some(n) => bail!("{FIELD}[{i}].{what} ({n}) is not a device number"),
     };
-    Ok(format!(
+    let line = format!(
         "{kind} {}:{} {access}",
         number("major", rule.major())?,
         number("minor", rule.minor())?
-    ))
+    );
+    Ok((!access.is_empty()).then_some(line))
 }
 
 #[cfg(test)]
@@ -104,15 +108,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_access_letters_are_left_out() {
+        assert_eq!(
+            devices(json!([
+                {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "x"}
+            ]))
+            .unwrap(),
+            pairs(&[("devices.deny", "a *:* rwm"), ("devices.deny", "c 1:11 rw")])
+        );
+    }
+
+    #[test]
     fn bad_rules() {
         let cases = [
             (
                 json!({"allow": true, "type": "c"}),
                 "linux.resources.devices[0].access must not be empty",
-            ),
-            (
-                json!({"allow": true, "access": "rx"}),
-                "linux.resources.devices[0].access (\"rx\") must be letters of \"rwm\"",
             ),
             (
                 json!({"allow": true, "type": "p", "access": "r"}),
