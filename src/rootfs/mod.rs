@@ -2,6 +2,7 @@
 //! namespace: propagation, the rootfs bind, every config mount, devices,
 //! pivot_root, then sysctls, masked/read-only paths and a read-only root.
 
+pub mod copyup;
 pub mod devices;
 pub mod mounts;
 pub mod no_pivot;
@@ -65,6 +66,9 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
             devices::create(root.as_raw_fd(), node, plan.in_user_ns)?;
         }
         devices::create_symlinks(root.as_raw_fd())?;
+    }
+    for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
+        mounts::finish_readonly(root.as_raw_fd(), m)?;
     }
     Ok(root)
 }
