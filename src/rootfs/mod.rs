@@ -67,9 +67,6 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
         }
         devices::create_symlinks(root.as_raw_fd())?;
     }
-    for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
-        mounts::finish_readonly(root.as_raw_fd(), m)?;
-    }
     Ok(root)
 }
 
@@ -124,6 +121,16 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
     }
     if plan.own_mount_ns {
         sys::mount(None, c"/", None, plan.root_propagation, None).at(Step::RootPropagation, "/")?;
+    }
+    Ok(())
+}
+
+/// Makes the read-only tmpfs and /dev mounts read-only, once the console
+/// and everything else inside them is in place (runc's finalizeRootfs).
+pub fn finish_readonly_mounts(plan: &Plan) -> Result<(), Failure> {
+    let root = sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::Mount, "/")?;
+    for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
+        mounts::finish_readonly(root.as_raw_fd(), m)?;
     }
     Ok(())
 }
