@@ -99,6 +99,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         // Ctrl-C then reaches only xrun, which forwards it once.
         sys::setsid().at(Step::Console, "setsid")?;
     }
+    if let Root::Build(plan) = &l.root {
+        rootfs::finish_readonly_mounts(plan)?;
+    }
     p.enter_cwd()?;
     p.apply_rlimits()?;
     p.add_home();

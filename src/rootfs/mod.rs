@@ -2,6 +2,7 @@
 //! namespace: propagation, the rootfs bind, every config mount, devices,
 //! pivot_root, then sysctls, masked/read-only paths and a read-only root.
 
+pub mod copyup;
 pub mod devices;
 pub mod mounts;
 pub mod no_pivot;
@@ -120,6 +121,16 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
     }
     if plan.own_mount_ns {
         sys::mount(None, c"/", None, plan.root_propagation, None).at(Step::RootPropagation, "/")?;
+    }
+    Ok(())
+}
+
+/// Makes the read-only tmpfs and /dev mounts read-only, once the console
+/// and everything else inside them is in place (runc's finalizeRootfs).
+pub fn finish_readonly_mounts(plan: &Plan) -> Result<(), Failure> {
+    let root = sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::Mount, "/")?;
+    for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
+        mounts::finish_readonly(root.as_raw_fd(), m)?;
     }
     Ok(())
 }

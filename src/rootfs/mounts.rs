@@ -27,7 +27,7 @@ const ATTR_NODIRATIME: u64 = 0x80;
 const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// A parsed `options` list.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Flags for mount(2).
     pub flags: c_ulong,
@@ -40,6 +40,8 @@ pub struct Options {
     pub rec_clr: u64,
     /// Everything else, passed to the filesystem as its data string.
     pub data: Vec<String>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
+    pub copyup: bool,
 }
 
 impl Options {
@@ -89,7 +91,10 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
                 o.propagation.push(propagation_flag(opt).unwrap_or(0));
                 continue;
             }
-            "tmpcopyup" => continue,
+            "tmpcopyup" => {
+                o.copyup = true;
+                continue;
+            }
             "idmap" | "ridmap" => return Err(format!("mount option {opt:?} is not supported yet")),
             other => {
                 if let Some((set, clr)) = recursive_attr(other) {
@@ -267,13 +272,65 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
         let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &at)?;
         mount_cgroup(ctx, &target, &dest, &opts).at(Step::Mount, &at)?;
     } else {
+        let covered = if typ == "tmpfs" {
+            resolve::open(ctx.root, &dest, 0).ok()
+        } else {
+            None
+        };
         let target = resolve::ensure(ctx.root, &dest, false).at(Step::CreateMountpoint, &at)?;
+        let mut opts = opts.clone();
+        if delays_readonly(typ, &dest) {
+            // Remounted read-only by `finish_readonly` once devices and
+            // submounts are in place.
+            opts.flags &= !libc::MS_RDONLY;
+        }
+        if let Some(fd) = &covered {
+            // Like runc, a tmpfs takes the mode of the directory it covers;
+            // an explicit mode= later in the list still wins.
+            let mode = sys::fstat(fd.as_raw_fd()).at(Step::Mount, &at)?.st_mode & 0o7777;
+            opts.data.insert(0, format!("mode={mode:04o}"));
+        }
         // runc labels every filesystem it mounts itself except proc, sysfs
         // and mqueue (and binds, where the kernel ignores mount data).
         let context = ctx.mount_context.filter(|_| typ != "mqueue");
         mount_fs(&target, typ, m, &opts, context).at(Step::Mount, &at)?;
+        if let (true, Some(old)) = (typ == "tmpfs" && opts.copyup, &covered) {
+            // `old` still names the directory under the new mount.
+            let new = resolve::open(ctx.root, &dest, 0).at(Step::Mount, &at)?;
+            let why = format!("{at}: tmpcopyup");
+            super::copyup::copy_tree(&fd_dir(old.as_raw_fd()), &fd_dir(new.as_raw_fd())).at(Step::Mount, why)?;
+        }
     }
     finish(ctx.root, &dest, &opts).at(Step::MountPropagation, &at)
+}
+
+/// Whether a mount is made read-write first and read-only only at the end
+/// (as runc does): /dev gets device nodes and submounts, a tmpfs its mode.
+fn delays_readonly(typ: &str, dest: &Path) -> bool {
+    typ == "tmpfs" || (typ != "bind" && dest == Path::new("dev"))
+}
+
+fn fd_dir(fd: RawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{fd}"))
+}
+
+/// Makes a mount that `mount_entry` left read-write for later work
+/// read-only, as its options asked.
+pub fn finish_readonly(root: RawFd, m: &Mount) -> Result<(), Failure> {
+    let Ok(opts) = parse_options(m.options().as_deref().unwrap_or(&[])) else {
+        return Ok(());
+    };
+    let typ = m.typ().as_deref().unwrap_or("none");
+    let dest = resolve::clean(m.destination());
+    if opts.flags & libc::MS_RDONLY == 0 || opts.is_bind() || !delays_readonly(typ, &dest) {
+        return Ok(());
+    }
+    let at = format!("{}: remount read-only", quote(&m.destination().to_string_lossy()));
+    let fd = resolve::open(root, &dest, 0).at(Step::Mount, &at)?;
+    // MS_BIND with MS_REMOUNT changes only the per-mount flags, which a
+    // user namespace may do too.
+    let flags = (opts.flags & !libc::MS_REMOUNT) | libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    sys::mount(None, &resolve::fd_path(fd.as_raw_fd()), None, flags, None).at(Step::Mount, &at)
 }
 
 /// A mount of a filesystem (not a bind) onto the target fd.
@@ -548,6 +605,14 @@ mod tests {
         assert_eq!(o.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
         assert_eq!(o.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
+    }
+
+    #[test]
+    fn tmpcopyup_is_an_option_not_data() {
+        let o = parse(&["tmpcopyup", "size=1m"]);
+        assert!(o.copyup);
+        assert_eq!(o.data, vec!["size=1m"]);
+        assert!(!parse(&["size=1m"]).copyup);
     }
 
     #[test]

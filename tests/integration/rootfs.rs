@@ -477,3 +477,66 @@ fn container_mounts_stay_out_of_host_mountinfo() {
     t.rt(&["delete", "--force", &id]).assert_ok();
     t.assert_clean(&id);
 }
+
+/// Like runc, a tmpfs without `mode=` takes the mode of the directory it
+/// covers; an explicit `mode=` wins, and a new directory keeps tmpfs's 1777.
+#[test]
+fn tmpfs_takes_the_mode_of_the_directory_it_covers() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut t) = TestEnv::new() else { return };
+    for dir in ["/inherit", "/explicit"] {
+        let p = t.rootfs_mkdir(dir);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o710)).unwrap();
+    }
+    add_mount(&mut t, mount("/inherit", "tmpfs", "tmpfs", &["nodev", "nosuid"]));
+    add_mount(&mut t, mount("/explicit", "tmpfs", "tmpfs", &["mode=0410"]));
+    add_mount(&mut t, mount("/fresh", "tmpfs", "tmpfs", &[]));
+    let report = check_paths(&mut t, &["/inherit", "/explicit", "/fresh"]);
+    assert_eq!(report.mount_at("/inherit")["fstype"], "tmpfs");
+    assert_eq!(format!("{:o}", mode_of(&report.path("/inherit"))), "710");
+    assert_eq!(format!("{:o}", mode_of(&report.path("/explicit"))), "410");
+    assert_eq!(format!("{:o}", mode_of(&report.path("/fresh"))), "1777");
+}
+
+/// `tmpcopyup`: the new tmpfs starts with a copy of what it covers.
+#[test]
+fn tmpcopyup_copies_the_covered_directory_into_the_tmpfs() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut t) = TestEnv::new() else { return };
+    let seed = t.rootfs_mkdir("/seed/sub");
+    fs::set_permissions(&seed, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(t.rootfs.join("seed/hello"), "hi").unwrap();
+    std::os::unix::fs::symlink("hello", t.rootfs.join("seed/link")).unwrap();
+    add_mount(&mut t, mount("/seed", "tmpfs", "tmpfs", &["tmpcopyup"]));
+    let report = check_paths(&mut t, &["/seed/sub", "/seed/hello", "/seed/link"]);
+    assert_eq!(report.mount_at("/seed")["fstype"], "tmpfs");
+    assert_eq!(format!("{:o}", mode_of(&report.path("/seed/sub"))), "777");
+    assert_eq!(report.path("/seed/hello")["exists"], true);
+    assert_eq!(report.path("/seed/hello")["type"], "file");
+    assert_eq!(report.path("/seed/link")["type"], "link");
+}
+
+/// A read-only /dev (and tmpfs) is made read-only only after its device
+/// nodes and submounts are in place, as runc does.
+#[test]
+fn read_only_dev_and_tmpfs_are_mounted_read_only_after_setup() {
+    let Some(mut t) = TestEnv::new() else { return };
+    for m in t.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    add_mount(
+        &mut t,
+        mount("/rotmp", "tmpfs", "tmpfs", &["ro", "nosuid", "mode=0700"]),
+    );
+    let report = check_paths(&mut t, &["/dev/null", "/rotmp"]);
+    let dev = options(&report.mount_at("/dev")["options"]);
+    assert!(dev.contains(&"ro".to_string()), "/dev options {dev:?}");
+    assert_eq!(report.mount_at("/dev/pts")["fstype"], "devpts");
+    assert_eq!(report.path("/dev/null")["type"], "chr");
+    let rotmp = options(&report.mount_at("/rotmp")["options"]);
+    assert!(rotmp.contains(&"ro".to_string()), "/rotmp options {rotmp:?}");
+    assert!(rotmp.contains(&"nosuid".to_string()), "/rotmp options {rotmp:?}");
+    assert_eq!(format!("{:o}", mode_of(&report.path("/rotmp"))), "700");
+}

@@ -462,3 +462,29 @@ fn exec_tty_flags_follow_runc_rules() {
     env.rt(&["delete", "--force", &id]).assert_ok();
     env.assert_clean(&id);
 }
+
+/// A read-only /dev still gets its /dev/console: it is made read-only only
+/// after the console is set up (runc's order).
+#[test]
+fn read_only_dev_gets_the_console_first() {
+    let args = [
+        "sh",
+        "-c",
+        "grep '^tmpfs /dev ' /proc/mounts; stat -L -c CONSOLE%t:%T /dev/console; sleep 100",
+    ];
+    let Some(mut env) = terminal_env(&args) else { return };
+    for m in env.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let (listener, sock) = listen(&env);
+    let id = env.id.clone();
+    env.run(&id, &["-d", "--console-socket", s(&sock)]).assert_ok();
+    let (_, master) = receive_master(&listener);
+    let out = read_until(&master, |t| t.contains("CONSOLE") && t.ends_with('\n'));
+    assert!(out.contains("tmpfs /dev tmpfs ro,"), "/dev is read-only: {out:?}");
+    assert!(out.contains("CONSOLE88:0"), "/dev/console: {out:?}");
+    env.rt(&["delete", "--force", &id]).assert_ok();
+    env.assert_clean(&id);
+}
