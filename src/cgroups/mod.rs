@@ -44,6 +44,17 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of no directories yet, for a host of `kind`.
+    fn empty(kind: Kind) -> Record {
+        Record {
+            kind,
+            unified: None,
+            v1: Vec::new(),
+            freezer: None,
+            created: Vec::new(),
+        }
+    }
+
     /// Every directory the container's processes are placed in.
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.v1.iter().chain(self.unified.iter())
@@ -69,13 +80,7 @@ impl Record {
 pub fn plan(spec: &Spec, id: &str, layout: &Layout) -> Record {
     let path = configured_path(spec, id);
     let own = layout::own_cgroups();
-    let mut record = Record {
-        kind: layout.kind,
-        unified: None,
-        v1: Vec::new(),
-        freezer: None,
-        created: Vec::new(),
-    };
+    let mut record = Record::empty(layout.kind);
     if layout.kind == Kind::Unified {
         let dir = dir_in(Path::new(layout::ROOT), own.get("").map(PathBuf::as_path), &path, true);
         missing_dirs(&dir, &mut record.created);
@@ -297,13 +302,7 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .unwrap_or(&default_resources);
-    let mut record = Record {
-        kind: layout.kind,
-        unified: None,
-        v1: Vec::new(),
-        freezer: None,
-        created: Vec::new(),
-    };
+    let mut record = Record::empty(layout.kind);
     let devices = spec
         .linux()
         .as_ref()
