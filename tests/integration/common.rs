@@ -122,12 +122,20 @@ fn checker() -> &'static Path {
 
 /// Compiles `tests/checker/NAME.c` into a static binary under cargo's test
 /// tmpdir and returns its path. Built under a private name, then renamed:
-/// concurrent test runs never see a half-written binary.
+/// concurrent test runs never see a half-written binary. A binary newer than
+/// its source is reused, so a run of one test at a time (the VM stage)
+/// compiles each program once.
 pub fn build_static_c(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/checker/{name}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checker");
     fs::create_dir_all(&dir).unwrap();
     let out = dir.join(name);
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(source)) = (mtime(&out), mtime(&src)) {
+        if built > source {
+            return out;
+        }
+    }
     let tmp = dir.join(format!("{name}.{}", std::process::id()));
     let result = Command::new("gcc")
         .args(["-static", "-O2", "-Wall", "-o"])

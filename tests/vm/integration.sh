@@ -2,9 +2,10 @@
 # The cgroup v2 stage: builds xrun and its integration suite on the host, then
 # runs the suite as root inside a pure cgroup v2 VM (tests/vm/run-in-vm.sh).
 #
-# usage: tests/vm/integration.sh [TEST-BINARY-ARGS...]
-#   e.g. tests/vm/integration.sh lifecycle::      (a filter, as for cargo test)
-# Default test args: --test-threads=1. XRUN_VM_TIMEOUT sets the VM's timeout
+# usage: tests/vm/integration.sh [FILTER...]
+#   e.g. tests/vm/integration.sh lifecycle::      (filters, as for cargo test)
+# Each matching test runs alone, bounded by XRUN_VM_TEST_TIMEOUT (default
+# 300 s; see each-test.sh). XRUN_VM_TIMEOUT sets the whole VM's timeout
 # (default 1800 s). Exit status: the suite's (124: timeout, 125: stage failure).
 #
 # Both binaries are copied into the guest's tmpfs before they run: the guest
@@ -24,11 +25,10 @@ for line in sys.stdin:
 ')
 [ -x "$test_bin" ] || { echo "integration.sh: no integration test binary found" >&2; exit 125; }
 
-args=("$@")
-printf '%s\n' "${args[@]}" | grep -q -- '^--test-threads' || args=(--test-threads=1 "${args[@]}")
-
+# One process per test, each with a timeout (tests/vm/each-test.sh); the
+# filters are passed as for cargo test.
 exec "$(dirname "$0")/run-in-vm.sh" --timeout "${XRUN_VM_TIMEOUT:-1800}" -- \
     sh -c 'mkdir -p /tmp/xrun-under-test &&
         cp "$1" /tmp/xrun-under-test/xrun && cp "$2" /tmp/xrun-under-test/integration &&
-        shift 2 && XRUN_BIN=/tmp/xrun-under-test/xrun exec /tmp/xrun-under-test/integration "$@"' \
-    sh "$PWD/target/debug/xrun" "$test_bin" "${args[@]}"
+        shift 2 && XRUN_BIN=/tmp/xrun-under-test/xrun exec "$0" /tmp/xrun-under-test/integration "$@"' \
+    "$PWD/tests/vm/each-test.sh" "$PWD/target/debug/xrun" "$test_bin" "$@"
