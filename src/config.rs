@@ -42,17 +42,33 @@ fn new_namespace_for_empty_path(spec: &mut Spec) {
     }
 }
 
-/// The runtime spec's name for this flag; oci-spec 0.10 only accepts its
-/// own spelling of it.
-const DL_OVERRUN: &str = "SCHED_FLAG_DL_OVERRUN";
+/// The runtime spec's names for the scheduler flags oci-spec 0.10 only
+/// accepts in its own spelling, with that spelling.
+const SCHED_FLAG_SPELLINGS: [(&str, &str); 2] = [
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+];
+
+/// Rewrites the spec's scheduler flag names in a process's `scheduler`
+/// object (config.json's, or an exec --process file's) to oci-spec's.
+pub fn respell_sched_flags(scheduler: Option<&mut serde_json::Value>) {
+    let Some(flags) = scheduler.and_then(|s| s.get_mut("flags")).and_then(|f| f.as_array_mut()) else {
+        return;
+    };
+    for f in flags.iter_mut() {
+        if let Some((_, ours)) = SCHED_FLAG_SPELLINGS.iter().find(|(spec, _)| f.as_str() == Some(spec)) {
+            *f = serde_json::Value::from(*ours);
+        }
+    }
+}
 
 /// Parses config.json; the JSON is edited first only where oci-spec would
-/// misread it (a rare flag spelling, a `pids` object without a limit) or
-/// refuse it (a capability name it does not know, which runc ignores).
+/// misread it (a flag spelling, a `pids` object without a limit) or refuse
+/// it (a capability name it does not know, which runc ignores).
 fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
     let has = |word: &str| data.windows(word.len()).any(|w| w == word.as_bytes());
     let mut first_error = None;
-    if !has(DL_OVERRUN) && !has("\"pids\"") {
+    if !SCHED_FLAG_SPELLINGS.iter().any(|(spec, _)| has(spec)) && !has("\"pids\"") {
         match serde_json::from_slice(data) {
             Ok(spec) => return Ok(spec),
             Err(e) => first_error = Some(e),
@@ -65,11 +81,7 @@ fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
     if let Some(r) = v.pointer_mut("/linux/resources") {
         crate::cgroups::v2::pids::drop_unset_limit(r);
     }
-    if let Some(flags) = v.pointer_mut("/process/scheduler/flags").and_then(|f| f.as_array_mut()) {
-        for f in flags.iter_mut().filter(|f| f.as_str() == Some(DL_OVERRUN)) {
-            *f = serde_json::Value::from("SCHED_FLAG_D_L_OVERRUN");
-        }
-    }
+    respell_sched_flags(v.pointer_mut("/process/scheduler"));
     // When the edits did not help, the first error has the line and column.
     serde_json::from_value(v).map_err(|e| first_error.unwrap_or(e))
 }
@@ -270,10 +282,10 @@ mod tests {
     }
 
     #[test]
-    fn dl_overrun_flag_uses_the_spec_spelling() {
+    fn scheduler_flags_use_the_spec_spelling() {
         let text = br#"{"ociVersion": "1.2.0", "root": {"path": "r"}, "process": {"user": {"uid": 0, "gid": 0},
             "args": ["sh"], "cwd": "/", "scheduler": {"policy": "SCHED_DEADLINE",
-            "flags": ["SCHED_FLAG_DL_OVERRUN", "SCHED_RESET_ON_FORK"]}}}"#;
+            "flags": ["SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"]}}}"#;
         let s = parse_spec(text).unwrap();
         let flags = s
             .process()
@@ -286,7 +298,7 @@ mod tests {
             .clone()
             .unwrap();
         let bits: Vec<u64> = flags.into_iter().map(crate::process::attrs::sched_flag).collect();
-        assert_eq!(bits, [4, 1]);
+        assert_eq!(bits, [4, 1, 1]);
     }
 
     #[test]

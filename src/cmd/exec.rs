@@ -68,6 +68,7 @@ fn process_for(args: &ExecArgs, spec: &Spec) -> Result<Process> {
         if let Some(caps) = value.pointer_mut("/capabilities") {
             crate::process::caps::drop_unknown_names(caps);
         }
+        crate::config::respell_sched_flags(value.pointer_mut("/scheduler"));
         // Without "user" the process runs as 0:0 (runc's zero value).
         if let Some(obj) = value.as_object_mut() {
             obj.entry("user")

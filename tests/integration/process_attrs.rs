@@ -274,6 +274,36 @@ fn exec_process_file_without_cpu_affinity_takes_the_configs() {
 }
 
 #[test]
+fn scheduler_flags_in_the_spec_spelling_for_run_and_exec() {
+    // The runtime spec names the flag SCHED_FLAG_RESET_ON_FORK (oci-spec
+    // knows it as SCHED_RESET_ON_FORK); runc takes it in config.json and in
+    // an exec --process file.
+    if xrun_only() {
+        return;
+    }
+    const RESET_ON_FORK: i64 = 1;
+    let Some(mut t) = TestEnv::new() else { return };
+    let scheduler = json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    t.config["process"]["scheduler"] = scheduler.clone();
+    let (_, sched) = sched_report(&mut t);
+    assert_eq!((sched["policy"].as_i64(), sched["flags"].as_i64()), (Some(3), Some(RESET_ON_FORK)), "{sched}");
+
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let process = json!({"user": {"uid": 0, "gid": 0}, "args": ["checker", "--sched"], "cwd": "/",
+        "env": t.config["process"]["env"].clone(),
+        "scheduler": {"policy": "SCHED_IDLE", "flags": ["SCHED_FLAG_RESET_ON_FORK"]}});
+    let file = t.dir.join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let out = t.rt(&["exec", "--process", s(&file), &id]);
+    out.assert_ok();
+    let sched = out.checker().0["sched"].clone();
+    assert_eq!((sched["policy"].as_i64(), sched["flags"].as_i64()), (Some(5), Some(RESET_ON_FORK)), "{sched}");
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
+
+#[test]
 fn malformed_cpu_list_is_refused() {
     if xrun_only() {
         return;
