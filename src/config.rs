@@ -52,7 +52,10 @@ const SCHED_FLAG_SPELLINGS: [(&str, &str); 2] = [
 /// Rewrites the spec's scheduler flag names in a process's `scheduler`
 /// object (config.json's, or an exec --process file's) to oci-spec's.
 pub fn respell_sched_flags(scheduler: Option<&mut serde_json::Value>) {
-    let Some(flags) = scheduler.and_then(|s| s.get_mut("flags")).and_then(|f| f.as_array_mut()) else {
+    let Some(flags) = scheduler
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut())
+    else {
         return;
     };
     for f in flags.iter_mut() {

@@ -9,12 +9,16 @@ use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::LinuxSeccompOperator;
 use seccompiler::{sock_filter, BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 
-use super::{syscalls_x32, syscalls_x86, syscalls_x86_64, Arches, Cond, Rule, RET_KILL_THREAD};
+use super::{
+    syscalls_x32, syscalls_x86, syscalls_x86_64, Arches, Cond, Rule, RET_ALLOW, RET_ERRNO, RET_KILL_THREAD, RET_LOG,
+    RET_TRACE,
+};
 
 const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JA: u16 = 0x05;
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
+const BPF_JGT_K: u16 = 0x25;
 const BPF_RET_K: u16 = 0x06;
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
@@ -143,8 +147,19 @@ fn group(chains: Chains, value: u32, out: &mut Vec<sock_filter>) {
     }
 }
 
-/// One architecture's section: loads the syscall number, then the action
-/// groups, most restrictive first, then `ret default`.
+/// Whether syscalls newer than any the profile names get -ENOSYS rather than
+/// the default action (runc's rule): glibc and others fall back from a
+/// syscall the kernel "lacks", never from the EPERM of a restrictive
+/// default. Not for a permissive default (allow, log, trace: a tracer copes
+/// with new calls itself), nor when the default already is ENOSYS.
+fn wants_enosys(default: u32) -> bool {
+    let action = default & 0xffff_0000;
+    ![RET_ALLOW, RET_LOG, RET_TRACE].contains(&action) && default != RET_ERRNO | libc::ENOSYS as u32
+}
+
+/// One architecture's section: loads the syscall number, answers -ENOSYS
+/// above the highest number the profile names (see `wants_enosys`), then
+/// the action groups, most restrictive first, then `ret default`.
 fn section(rules: &[Rule], default: u32, table: &Table) -> Result<Vec<sock_filter>> {
     // Keyed by (kernel precedence, return value): lower i32 wins.
     let mut groups: BTreeMap<(i32, u32), Chains> = BTreeMap::new();
@@ -175,6 +190,11 @@ fn section(rules: &[Rule], default: u32, table: &Table) -> Result<Vec<sock_filte
         }
     }
     let mut out = vec![stmt(BPF_LD_W_ABS, OFFSET_NR)];
+    let highest = groups.values().flat_map(|chains| chains.keys()).max();
+    if let Some(&highest) = highest.filter(|_| wants_enosys(default)) {
+        out.push(jump(BPF_JGT_K, highest as u32, 0, 1));
+        out.push(ret(RET_ERRNO | libc::ENOSYS as u32));
+    }
     for ((_, value), chains) in groups {
         group(chains, value, &mut out);
     }

@@ -321,6 +321,62 @@ fn x32_rides_on_x86_64_with_bit_30() {
 }
 
 #[test]
+fn calls_newer_than_the_profile_get_enosys_under_a_restrictive_default() {
+    // runc's rule: above the highest number the profile names (per ABI),
+    // -ENOSYS; below it, the default action.
+    let with_default = |default: serde_json::Value| {
+        let mut p = serde_json::json!({
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["read", "mkdir", "mseal"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ]
+        });
+        p.as_object_mut().unwrap().extend(default.as_object().unwrap().clone());
+        profile(p).program
+    };
+    const ENOSYS: u32 = ERRNO | 38;
+    let highest = nr("mseal");
+    let p = with_default(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"}));
+    assert_eq!(eval(&p, X, 1000, [0; 6]), ENOSYS);
+    assert_eq!(eval(&p, X, highest + 1, [0; 6]), ENOSYS);
+    assert_eq!(eval(&p, X, highest, [0; 6]), ALLOW);
+    assert_eq!(eval(&p, X, nr("close"), [0; 6]), ERRNO | 1);
+    assert_eq!(eval(&p, X, nr("getpid"), [0; 6]), ERRNO | 13);
+    // Each compat ABI against its own highest number.
+    let x86_highest = X86.number("mseal").unwrap() as u32;
+    assert_eq!(eval(&p, AUDIT_ARCH_I386, x86_highest + 1, [0; 6]), ENOSYS);
+    assert_eq!(eval(&p, AUDIT_ARCH_I386, x86_highest, [0; 6]), ALLOW);
+    assert_eq!(eval(&p, AUDIT_ARCH_I386, 6, [0; 6]), ERRNO | 1);
+    let x32_highest = X32.number("mseal").unwrap() as u32;
+    assert_eq!(eval(&p, X, x32_highest + 1, [0; 6]), ENOSYS);
+    assert_eq!(eval(&p, X, x32_highest, [0; 6]), ALLOW);
+    for restrictive in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"] {
+        let p = with_default(serde_json::json!({"defaultAction": restrictive}));
+        assert_eq!(eval(&p, X, 1000, [0; 6]), ENOSYS, "{restrictive}");
+    }
+    // Permissive defaults, and a default that already is ENOSYS: no stub.
+    for (default, want) in [
+        (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}), ALLOW),
+        (serde_json::json!({"defaultAction": "SCMP_ACT_LOG"}), RET_LOG),
+        (serde_json::json!({"defaultAction": "SCMP_ACT_TRACE"}), RET_TRACE | 1),
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38}),
+            ENOSYS,
+        ),
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 6}),
+            ENOSYS,
+        ),
+    ] {
+        let p = with_default(default.clone());
+        assert_eq!(eval(&p, X, 1000, [0; 6]), want, "{default}");
+    }
+    let p = with_default(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 6}));
+    assert_eq!(eval(&p, X, nr("close"), [0; 6]), ERRNO | 6);
+}
+
+#[test]
 fn flags() {
     let f = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC",

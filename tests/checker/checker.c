@@ -778,6 +778,9 @@ static void try_syscall(struct try_result *r)
 	} else if (strcmp(name, "personality") == 0) {
 		r->ret = syscall(SYS_personality,
 				 arg ? parse_number(arg) : 0xffffffffUL);
+	} else if (strcmp(name, "nr") == 0 && arg) {
+		/* A raw syscall number, e.g. one no kernel has yet. */
+		r->ret = syscall(parse_number(arg), 0, 0, 0);
 	} else if (strcmp(name, "int80") == 0 && arg &&
 		   (strcmp(arg, "getpid") == 0 || strcmp(arg, "mkdir") == 0)) {
 		r->ret = int80(strcmp(arg, "getpid") == 0 ? 20 : 39);

@@ -286,7 +286,11 @@ fn scheduler_flags_in_the_spec_spelling_for_run_and_exec() {
     let scheduler = json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
     t.config["process"]["scheduler"] = scheduler.clone();
     let (_, sched) = sched_report(&mut t);
-    assert_eq!((sched["policy"].as_i64(), sched["flags"].as_i64()), (Some(3), Some(RESET_ON_FORK)), "{sched}");
+    assert_eq!(
+        (sched["policy"].as_i64(), sched["flags"].as_i64()),
+        (Some(3), Some(RESET_ON_FORK)),
+        "{sched}"
+    );
 
     let Some(mut t) = TestEnv::new() else { return };
     let id = t.id.clone();
@@ -299,7 +303,11 @@ fn scheduler_flags_in_the_spec_spelling_for_run_and_exec() {
     let out = t.rt(&["exec", "--process", s(&file), &id]);
     out.assert_ok();
     let sched = out.checker().0["sched"].clone();
-    assert_eq!((sched["policy"].as_i64(), sched["flags"].as_i64()), (Some(5), Some(RESET_ON_FORK)), "{sched}");
+    assert_eq!(
+        (sched["policy"].as_i64(), sched["flags"].as_i64()),
+        (Some(5), Some(RESET_ON_FORK)),
+        "{sched}"
+    );
     t.rt(&["delete", "--force", &id]).assert_ok();
 }
 

@@ -215,6 +215,27 @@ fn default_errno_ret_applies_to_unlisted_calls() {
     t.assert_clean(&t.id);
 }
 
+#[test]
+fn calls_newer_than_the_profile_get_enosys() {
+    // runc's rule for a restrictive default: a syscall numbered above every
+    // call the profile names is one this profile cannot know, so the
+    // process sees ENOSYS (and a libc falls back) instead of EPERM.
+    let Some(mut t) = TestEnv::new() else { return };
+    writable_tmp(&mut t);
+    t.config["linux"]["seccomp"] = deny_by_default(vec![]);
+    let report = run_tries(&mut t, &["nr:1000", "nr:4000", "mkdir", "getpid"]);
+    assert_denied(&report, "nr:1000", "ENOSYS");
+    assert_denied(&report, "nr:4000", "ENOSYS");
+    assert_denied(&report, "mkdir", "EPERM");
+    assert_eq!(tried(&report, "getpid").0, 1);
+    // With a permissive default, the kernel itself answers ENOSYS.
+    let Some(mut t) = TestEnv::new() else { return };
+    t.config["linux"]["seccomp"] = allow_by_default(vec![rule(&["mkdir"], "SCMP_ACT_ERRNO")]);
+    let report = run_tries(&mut t, &["nr:1000", "mkdir"]);
+    assert_denied(&report, "nr:1000", "ENOSYS");
+    assert_denied(&report, "mkdir", "EPERM");
+}
+
 // SCMP_CMP_MASKED_EQ: "value" is the mask, "valueTwo" the expected result.
 #[test]
 fn masked_eq_condition_uses_value_as_mask() {
