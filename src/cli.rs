@@ -96,6 +96,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Show what this build of xrun implements (runtime-spec features.json)
     Features,
+    /// Check what this host gives a container runtime, with a fix for each shortfall
+    Check,
     /// Display the processes running inside a container
     Ps(PsArgs),
     /// List the containers under --root

@@ -2,6 +2,7 @@
 //! main only parses the command line and dispatches to `cmd::*`.
 
 mod cgroups;
+mod check;
 mod cli;
 mod cmd;
 mod config;
@@ -67,6 +68,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Update(a) => cmd::update::run(root, &a),
         Command::Events(a) => cmd::events::run(root, &a),
         Command::Features => cmd::features::run(),
+        Command::Check => cmd::check::run(root),
         Command::Ps(a) => cmd::ps::run(root, &a.id, &a.format, &a.ps_args),
         Command::List(a) => cmd::list::run(root, &a.format, a.quiet),
         Command::Exec(a) => cmd::exec::run(root, &a),

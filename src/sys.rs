@@ -73,6 +73,14 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
     }
 }
 
+/// Whether the kernel has clone3: asked with arguments too short to be
+/// valid, which fail with EINVAL where it exists and ENOSYS where not.
+pub fn clone3_available() -> bool {
+    // SAFETY: a null argument block of size 0 is rejected before any use.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<libc::clone_args>(), 0usize) };
+    ret == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}
+
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
     check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
@@ -732,6 +740,34 @@ pub fn access_executable(path: &Path) -> io::Result<()> {
     let c = cstring(path)?;
     // SAFETY: valid C string.
     check_int(unsafe { libc::access(c.as_ptr(), libc::X_OK) }).map(drop)
+}
+
+/// access(path, W_OK) with the real ids: Ok, or the errno.
+pub fn access_writable(path: &Path) -> io::Result<()> {
+    let c = cstring(path)?;
+    // SAFETY: valid C string.
+    check_int(unsafe { libc::access(c.as_ptr(), libc::W_OK) }).map(drop)
+}
+
+/// The running kernel's release, as `uname -r` prints it.
+pub fn kernel_release() -> String {
+    // SAFETY: utsname is plain old data; all-zero is a valid value.
+    let mut u: libc::utsname = unsafe { mem::zeroed() };
+    // SAFETY: valid out-pointer; uname cannot fail with one.
+    unsafe { libc::uname(&mut u) };
+    // SAFETY: the kernel NUL-terminates every field.
+    unsafe { CStr::from_ptr(u.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The size of extended attribute `name` of `path` (following symlinks).
+pub fn getxattr_size(path: &Path, name: &str) -> io::Result<usize> {
+    let c = cstring(path)?;
+    let n = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C strings; a null buffer of size 0 asks for the size only.
+    check(unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) } as libc::c_long)
+        .map(|s| s as usize)
 }
 
 pub fn geteuid() -> u32 {

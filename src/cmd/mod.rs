@@ -1,6 +1,7 @@
 //! One module per verb; each exposes `run(...) -> Result<i32>` returning
 //! the process exit code.
 
+pub mod check;
 pub mod create;
 pub mod delete;
 pub mod events;

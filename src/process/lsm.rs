@@ -32,7 +32,7 @@ impl Host<'static> {
 }
 
 impl<'a> Host<'a> {
-    #[cfg(test)]
+    /// The LSM state of a tree mounted at `root` (`xrun check`'s tests).
     pub fn at(root: &'a Path) -> Host<'a> {
         Host { root }
     }

@@ -13,6 +13,7 @@
 mod common;
 
 mod cgroups;
+mod check;
 mod cli;
 mod cli_query;
 mod errors;
