@@ -6,7 +6,7 @@
 #   e.g. tests/vm/integration.sh lifecycle::      (filters, as for cargo test)
 # Each matching test runs alone, bounded by XRUN_VM_TEST_TIMEOUT (default
 # 300 s; see each-test.sh). XRUN_VM_TIMEOUT sets the whole VM's timeout
-# (default 1800 s). Exit status: the suite's (124: timeout, 125: stage failure).
+# (default 2700 s). Exit status: the suite's (124: timeout, 125: stage failure).
 #
 # Both binaries are copied into the guest's tmpfs before they run: the guest
 # sees the host's files live over 9p, so a rebuild on the host during the run
@@ -27,7 +27,7 @@ for line in sys.stdin:
 
 # One process per test, each with a timeout (tests/vm/each-test.sh); the
 # filters are passed as for cargo test.
-exec "$(dirname "$0")/run-in-vm.sh" --timeout "${XRUN_VM_TIMEOUT:-1800}" -- \
+exec "$(dirname "$0")/run-in-vm.sh" --timeout "${XRUN_VM_TIMEOUT:-2700}" -- \
     sh -c 'mkdir -p /tmp/xrun-under-test &&
         cp "$1" /tmp/xrun-under-test/xrun && cp "$2" /tmp/xrun-under-test/integration &&
         shift 2 && XRUN_BIN=/tmp/xrun-under-test/xrun exec "$0" /tmp/xrun-under-test/integration "$@"' \
