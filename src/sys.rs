@@ -1072,6 +1072,23 @@ pub fn reset_affinity(pid: i32) -> io::Result<()> {
 }
 
 /// personality(persona); returns the previous persona.
+/// set_mempolicy(2) for the calling thread: `mode` with its flags, and the
+/// node mask (`None`: no nodes). The mask is as wide as runc passes it.
+pub fn set_mempolicy(mode: i32, nodes: Option<&[u64; 16]>) -> io::Result<()> {
+    let (ptr, maxnode) = match nodes {
+        Some(n) => (n.as_ptr(), 1024 as libc::c_ulong),
+        None => (std::ptr::null(), 0),
+    };
+    loop {
+        // SAFETY: `ptr` is null or points at 16 words, covering maxnode bits.
+        let r = check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) });
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
 pub fn personality(persona: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: integer argument.
     check_int(unsafe { libc::personality(persona) })

@@ -108,6 +108,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     let exe = p.lookup()?;
     keep_only_stdio_and_preserved(l.preserve_fds)?;
     p.apply_scheduling()?;
+    set_memory_policy(l.bundle.memory_policy.as_ref())?;
     p.caps.apply_bounding()?;
     // Labels for the execve, set before the seccomp filter and the user
     // switch (runc's order).
@@ -245,6 +246,14 @@ fn release(
 fn fail_through_fifo(fifo: &std::os::fd::OwnedFd, f: &Failure) -> ! {
     let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
     sys::exit_now(1)
+}
+
+/// linux.memoryPolicy, for the init and exec'd processes alike (runc's).
+fn set_memory_policy(policy: Option<&crate::process::mempolicy::MemPolicy>) -> Result<(), Failure> {
+    match policy {
+        Some(p) => sys::set_mempolicy(p.mode, p.nodes.as_ref()).at(Step::MemoryPolicy, ""),
+        None => Ok(()),
+    }
 }
 
 fn set_personality(persona: Option<libc::c_ulong>) -> Result<(), Failure> {
