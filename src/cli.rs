@@ -148,6 +148,9 @@ pub struct CreateArgs {
     /// Path to an AF_UNIX socket that receives the console's master fd
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket that receives a pidfd of the init process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// File to write the container's init process id to
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
@@ -264,6 +267,9 @@ pub struct ExecArgs {
     /// Path to an AF_UNIX socket that receives the console's master fd
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket that receives a pidfd of the process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Current working directory in the container
     #[arg(long)]
     pub cwd: Option<PathBuf>,

@@ -391,6 +391,21 @@ pub fn reset_signals() {
     }
 }
 
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Makes `signals` end the process with status 128+N. A container's init
+/// is its pid namespace's pid 1, for which the kernel drops signals left at
+/// SIG_DFL; execve resets these handlers to the default.
+pub fn exit_on_signals(signals: &[libc::c_int]) {
+    for &sig in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { libc::signal(sig, exit_on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
 /// Blocks `signals` and returns a signalfd that reports them.
 pub fn signalfd_for(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     // SAFETY: set is initialised by sigemptyset before use.

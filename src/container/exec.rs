@@ -5,13 +5,12 @@
 //! mount last by the child), its cgroup, and its root.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Process;
 
-use super::{spawn, Launch, Mode, Root};
+use super::{spawn, Launch, Mode, Root, Sockets};
 use crate::config::Bundle;
 use crate::state::{self, ContainerDir, Saved};
 use crate::{cgroups, console, namespaces, process, seccomp, sys};
@@ -35,7 +34,7 @@ pub fn start(
     bundle: &Bundle,
     spec_process: &Process,
     preserve_fds: u32,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
 ) -> Result<Started> {
     crate::phase!("parse");
     let plan = process::Plan::from_spec(spec_process)?;
@@ -78,7 +77,7 @@ pub fn start(
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket, None)?;
+    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, sockets, None)?;
     Ok(Started {
         pid,
         pidfd,

@@ -236,6 +236,9 @@ fn release(
             // The container exists once `create` has recorded it; if it
             // died first, we leave rather than wait for a `start`.
             wait_for(sync_fd, Kind::Continue)?;
+            // A created container dies of the signals runc's waiting init
+            // dies of (`kill ID TERM`, a pidfd's holder), until its execve.
+            sys::exit_on_signals(&[libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM]);
             wait_on_fifo(proc, l.fifo_fd).map(Some)
         }
     }

@@ -22,6 +22,7 @@
 
 pub mod exec;
 pub mod init;
+pub mod pidfd_socket;
 pub mod processes;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -92,6 +93,14 @@ impl Launch<'_> {
     }
 }
 
+/// Where the container's process is announced: its pty master goes to
+/// `console` (--console-socket), a pidfd of it to `pidfd` (--pidfd-socket).
+#[derive(Clone, Copy, Default)]
+pub struct Sockets<'a> {
+    pub console: Option<&'a UnixStream>,
+    pub pidfd: Option<&'a UnixStream>,
+}
+
 /// A container whose init is set up and waiting.
 pub struct Created {
     pub dir: ContainerDir,
@@ -146,6 +155,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .as_deref()
         .map(console::socket::connect)
         .transpose()?;
+    let pidfd_socket = args.pidfd_socket.as_deref().map(pidfd_socket::connect).transpose()?;
+    let sockets = Sockets {
+        console: console_socket.as_ref(),
+        pidfd: pidfd_socket.as_ref(),
+    };
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
@@ -179,7 +193,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         console: console_plan,
     };
     let pid_file = args.pid_file.as_deref();
-    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, console_socket.as_ref()) {
+    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, sockets) {
         Ok((saved, pidfd, sync, console)) => Ok(Created {
             dir,
             saved,
@@ -271,7 +285,7 @@ fn start_init(
     launch: &mut Launch,
     cgroup_layout: &cgroups::layout::Layout,
     pid_file: Option<&Path>,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
 ) -> Result<(Saved, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let fifo = match launch.mode {
         Mode::Create => {
@@ -310,8 +324,7 @@ fn start_init(
         plan.cgroups.set_own_dirs(record.dirs())?;
     }
     launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync, console) =
-        spawn(launch, Some(&record), cgroup.clone_into, console_socket, Some(dir))?;
+    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, sockets, Some(dir))?;
     match record_created(dir, launch, pid, &parent_sync, pid_file) {
         Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
         Err(e) => {
@@ -355,15 +368,15 @@ fn record_created(
 
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
 /// records it in `journal` (create/run), places it (v1/hybrid), lets it go
-/// on and serves its requests until it is Ready; its pty master goes to
-/// `console_socket`. On error the child is killed and reaped. Returns its
+/// on and serves its requests until it is Ready; its pty master and a
+/// pidfd of it go to `sockets`. On error the child is killed and reaped. Returns its
 /// pid, pidfd, our end of the sync socket, and the pty master when no
 /// socket took it.
 fn spawn(
     launch: &mut Launch,
     record: Option<&cgroups::Record>,
     clone_into: Option<OwnedFd>,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
     journal: Option<&ContainerDir>,
 ) -> Result<(i32, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
@@ -415,7 +428,11 @@ fn spawn(
         .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
         .map(|()| reset_affinity(launch, pid))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
-        .and_then(|master| hand_over_console(launch, master, console_socket));
+        .and_then(|master| hand_over_console(launch, master, sockets.console))
+        .and_then(|console| match sockets.pidfd {
+            Some(sock) => pidfd_socket::send(sock, &pidfd, launch.mode).map(|()| console),
+            None => Ok(console),
+        });
     match result {
         Ok(console) => Ok((pid, pidfd, parent_sync, console)),
         Err(e) => {
