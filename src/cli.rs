@@ -309,7 +309,7 @@ pub struct ExecArgs {
     /// Pass N additional file descriptors (3..3+N) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run the process in a (sub-)cgroup of the container (not supported)
+    /// Run the process in an existing sub-cgroup: [<controller>[,...]:]<path>
     #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec in a paused container

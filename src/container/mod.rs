@@ -71,6 +71,9 @@ pub struct Launch<'a> {
     pub child_sync: RawFd,
     pub fifo_fd: RawFd,
     pub preserve_fds: u32,
+    /// exec without --cgroup: the init's pid, whose current cgroup takes
+    /// the process when the container's cannot (cgroup v2, as runc).
+    pub cgroup_fallback_init: Option<i32>,
     pub no_new_keyring: bool,
     /// prestart or createRuntime hooks: the child asks the parent to run
     /// them once its mounts are made.
@@ -181,6 +184,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         child_sync: -1,
         fifo_fd: -1,
         preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
+        cgroup_fallback_init: None,
         no_new_keyring: args.no_new_keyring,
         has_runtime_hooks: hooks.is_some_and(|h| {
             let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
@@ -514,8 +518,10 @@ fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
 /// before it makes anything (it is recorded by now), and so does a child
 /// that creates its cgroup namespace once placed.
 fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: RawFd) -> Result<()> {
-    if let Some(record) = record {
-        cgroups::place(record, pid)?;
+    match record {
+        Some(record) if launch.mode == Mode::Exec => cgroups::sub::place(record, pid, launch.cgroup_fallback_init)?,
+        Some(record) => cgroups::place(record, pid)?,
+        None => {}
     }
     if waits_for_placed(launch) {
         sync::send(sync_fd, Kind::Placed)?;
