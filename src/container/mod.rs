@@ -486,7 +486,8 @@ fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, pidfd: &Owned
         if !has_exited(pidfd) {
             bail!("cannot read the start time of container init {pid}");
         }
-        return Err(early_failure(sync_fd).unwrap_or_else(|| anyhow!("init process vanished")));
+        let failure = early_failure(sync_fd).map(|f| child_failure(launch.mode, &f));
+        return Err(failure.unwrap_or_else(|| anyhow!("init process vanished")));
     };
     launch.hook_state.init_start_time = start;
     dir.save(&launch.hook_state)
@@ -503,11 +504,12 @@ fn has_exited(pidfd: &OwnedFd) -> bool {
 }
 
 /// The failure a child that is already dead reported: every frame it sent
-/// is queued before the EOF, so reading cannot block.
-fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
+/// is queued before the EOF, so reading cannot block. Worded as when it is
+/// read later (`child_failure`), whichever is first.
+fn early_failure(sync_fd: RawFd) -> Option<sync::Failure> {
     while let Ok(Some(m)) = sync::recv(sync_fd) {
-        if let Some(f) = m.failure {
-            return Some(anyhow!("{f}"));
+        if m.failure.is_some() {
+            return m.failure;
         }
     }
     None
