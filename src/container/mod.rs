@@ -373,9 +373,9 @@ fn record_created(
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
 /// records it in `journal` (create/run), places it (v1/hybrid), lets it go
 /// on and serves its requests until it is Ready; its pty master and a
-/// pidfd of it go to `sockets`. On error the child is killed and reaped. Returns its
-/// pid, pidfd, our end of the sync socket, and the pty master when no
-/// socket took it.
+/// pidfd of it go to `sockets`. On error the child is killed and reaped.
+/// Returns its pid, pidfd, our end of the sync socket, and the pty master
+/// when no socket took it.
 fn spawn(
     launch: &mut Launch,
     record: Option<&cgroups::Record>,

@@ -193,3 +193,30 @@ fn v2_exec_follows_the_init_when_the_container_cgroup_delegates() {
     assert_eq!(procs(&sub), [init]);
     t.rt(&["delete", "--force", &id]).assert_ok();
 }
+
+#[test]
+fn v2_exec_follows_an_init_that_left_the_container_cgroup() {
+    if !unified() {
+        return skip("cgroup v2 host needed");
+    }
+    let mut guard = RmdirGuard::default();
+    let Some(mut t) = TestEnv::new() else { return };
+    let (id, cg) = running(&mut t, &mut guard, "execcg-left");
+    let init = t.state(&id).unwrap()["pid"].as_i64().unwrap() as i32;
+    // The init moves itself elsewhere and its cgroup goes (runc #5089).
+    let elsewhere = format!("{cg}-elsewhere");
+    let other = host_dir(&elsewhere);
+    fs::create_dir(&other).unwrap();
+    guard.0.push(other.clone());
+    fs::write(other.join("cgroup.procs"), init.to_string()).unwrap();
+    fs::remove_dir(host_dir(&cg)).unwrap();
+    assert_eq!(exec_cgroups(&t, &id, &[]), [format!("0::{elsewhere}")]);
+    // A sub-cgroup asked for is never replaced by the init's.
+    assert_refused(
+        &t,
+        &id,
+        &["--cgroup", "/"],
+        &["can't open cgroup", "o such file or directory"],
+    );
+    t.rt(&["delete", "--force", &id]).assert_ok();
+}
