@@ -150,6 +150,9 @@ pub struct CreateArgs {
     /// Path to an AF_UNIX socket that receives the console's master fd
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket that receives a pidfd of the init process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// File to write the container's init process id to
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
@@ -266,6 +269,9 @@ pub struct ExecArgs {
     /// Path to an AF_UNIX socket that receives the console's master fd
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket that receives a pidfd of the process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Current working directory in the container
     #[arg(long)]
     pub cwd: Option<PathBuf>,
@@ -305,7 +311,7 @@ pub struct ExecArgs {
     /// Pass N additional file descriptors (3..3+N) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run the process in a (sub-)cgroup of the container (not supported)
+    /// Run the process in an existing sub-cgroup: [<controller>[,...]:]<path>
     #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec in a paused container

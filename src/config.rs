@@ -6,18 +6,27 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::process::mempolicy::MemPolicy;
+
 /// A loaded bundle: absolute paths and the parsed spec.
 pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// linux.memoryPolicy, checked (oci-spec's reading of it is not used).
+    pub memory_policy: Option<MemPolicy>,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let file = dir.join("config.json");
     let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let mut spec = parse_spec(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let (mut spec, memory_policy) =
+        parse_config(&data).map_err(|e| anyhow::anyhow!("parse {}: {e}", file.display()))?;
+    let memory_policy = memory_policy
+        .map(|v| MemPolicy::from_json(&v))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     new_namespace_for_empty_path(&mut spec);
     let root = spec.root().as_ref().context("config.json has no root")?;
     let rootfs = dir.join(root.path());
@@ -26,7 +35,12 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         bail!("rootfs {} is not a directory", rootfs.display());
     }
     validate(&spec)?;
-    Ok(Bundle { dir, rootfs, spec })
+    Ok(Bundle {
+        dir,
+        rootfs,
+        spec,
+        memory_policy,
+    })
 }
 
 /// A namespace with `"path": ""` is a new one, not one to join (runc's
@@ -65,19 +79,32 @@ pub fn respell_sched_flags(scheduler: Option<&mut serde_json::Value>) {
     }
 }
 
+#[cfg(test)]
+fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
+    parse_config(data).map(|(spec, _)| spec)
+}
+
 /// Parses config.json; the JSON is edited first only where oci-spec would
 /// misread it (a flag spelling, a `pids` object without a limit) or refuse
 /// it (a capability name it does not know, which runc ignores).
-fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
+/// linux.memoryPolicy is taken out and returned as is: it is checked with
+/// runc's rules and words (`MemPolicy::from_json`), which oci-spec's parse
+/// would pre-empt.
+fn parse_config(data: &[u8]) -> serde_json::Result<(Spec, Option<serde_json::Value>)> {
     let has = |word: &str| data.windows(word.len()).any(|w| w == word.as_bytes());
     let mut first_error = None;
-    if !SCHED_FLAG_SPELLINGS.iter().any(|(spec, _)| has(spec)) && !has("\"pids\"") {
+    if !SCHED_FLAG_SPELLINGS.iter().any(|(spec, _)| has(spec)) && !has("\"pids\"") && !has("\"memoryPolicy\"") {
         match serde_json::from_slice(data) {
-            Ok(spec) => return Ok(spec),
+            Ok(spec) => return Ok((spec, None)),
             Err(e) => first_error = Some(e),
         }
     }
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    let memory_policy = v
+        .pointer_mut("/linux")
+        .and_then(|l| l.as_object_mut())
+        .and_then(|l| l.remove("memoryPolicy"))
+        .filter(|p| !p.is_null());
     if let Some(caps) = v.pointer_mut("/process/capabilities") {
         crate::process::caps::drop_unknown_names(caps);
     }
@@ -86,7 +113,8 @@ fn parse_spec(data: &[u8]) -> serde_json::Result<Spec> {
     }
     respell_sched_flags(v.pointer_mut("/process/scheduler"));
     // When the edits did not help, the first error has the line and column.
-    serde_json::from_value(v).map_err(|e| first_error.unwrap_or(e))
+    let spec = serde_json::from_value(v).map_err(|e| first_error.unwrap_or(e))?;
+    Ok((spec, memory_policy))
 }
 
 fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
@@ -130,7 +158,6 @@ fn unsupported_field(spec: &Spec) -> Option<&'static str> {
     let l = spec.linux().as_ref()?;
     let set = [
         (l.intel_rdt().is_some(), "linux.intelRdt"),
-        (l.memory_policy().is_some(), "linux.memoryPolicy"),
         (
             l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
             "linux.netDevices",

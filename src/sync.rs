@@ -101,6 +101,7 @@ pub enum Step {
     Lsm,
     SeccompListener,
     VerifyCwd,
+    MemoryPolicy,
 }
 
 impl Step {
@@ -150,11 +151,12 @@ impl Step {
             Step::Lsm => "set LSM label",
             Step::SeccompListener => "send seccomp listener",
             Step::VerifyCwd => "cwd is outside the container's root (possible breakout)",
+            Step::MemoryPolicy => "set_mempolicy",
         }
     }
 
     fn from_u32(v: u32) -> Step {
-        const ALL: [Step; 44] = [
+        const ALL: [Step; 45] = [
             Step::None,
             Step::JoinNamespace,
             Step::Unshare,
@@ -199,6 +201,7 @@ impl Step {
             Step::Lsm,
             Step::SeccompListener,
             Step::VerifyCwd,
+            Step::MemoryPolicy,
         ];
         ALL.get(v as usize).copied().unwrap_or(Step::None)
     }

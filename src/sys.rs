@@ -399,6 +399,21 @@ pub fn reset_signals() {
     }
 }
 
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Makes `signals` end the process with status 128+N. A container's init
+/// is its pid namespace's pid 1, for which the kernel drops signals left at
+/// SIG_DFL; execve resets these handlers to the default.
+pub fn exit_on_signals(signals: &[libc::c_int]) {
+    for &sig in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { libc::signal(sig, exit_on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
 /// Blocks `signals` and returns a signalfd that reports them.
 pub fn signalfd_for(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     // SAFETY: set is initialised by sigemptyset before use.
@@ -1108,6 +1123,23 @@ pub fn reset_affinity(pid: i32) -> io::Result<()> {
 }
 
 /// personality(persona); returns the previous persona.
+/// set_mempolicy(2) for the calling thread: `mode` with its flags, and the
+/// node mask (`None`: no nodes). The mask is as wide as runc passes it.
+pub fn set_mempolicy(mode: i32, nodes: Option<&[u64; 16]>) -> io::Result<()> {
+    let (ptr, maxnode) = match nodes {
+        Some(n) => (n.as_ptr(), 1024 as libc::c_ulong),
+        None => (std::ptr::null(), 0),
+    };
+    loop {
+        // SAFETY: `ptr` is null or points at 16 words, covering maxnode bits.
+        let r = check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) });
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
 pub fn personality(persona: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: integer argument.
     check_int(unsafe { libc::personality(persona) })

@@ -9,6 +9,7 @@
 
 pub mod layout;
 pub mod stats;
+pub mod sub;
 pub mod v1;
 pub mod v2;
 
@@ -548,17 +549,15 @@ pub fn place(record: &Record, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// cgroup v2: the container's directory, for CLONE_INTO_CGROUP (`exec`);
-/// None on v1/hybrid, where the process is placed by cgroup.procs.
-pub fn open_for_clone(record: &Record) -> Result<Option<OwnedFd>> {
-    match &record.unified {
-        Some(dir) if record.kind == Kind::Unified => {
-            let fd = crate::sys::openat(libc::AT_FDCWD, dir, libc::O_PATH | libc::O_DIRECTORY, 0)
-                .with_context(|| format!("open cgroup {}", dir.display()))?;
-            Ok(Some(fd))
-        }
-        _ => Ok(None),
+/// Writes `pid` to cgroup.procs of each of `record`'s directories, in
+/// runc's words on failure.
+fn write_procs(record: &Record, pid: i32) -> Result<()> {
+    for dir in record.dirs() {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string())
+            .with_context(|| format!("failed to write {pid} to {}", procs.display()))?;
     }
+    Ok(())
 }
 
 /// Host pids of every process in the container's cgroup.

@@ -15,9 +15,7 @@ use crate::state::{self, ContainerDir, Status};
 use crate::{config, sys};
 
 pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
-    if !args.cgroup.is_empty() {
-        bail!("--cgroup (a sub-cgroup for the process) is not supported by this xrun build");
-    }
+    let sub_cgroup = crate::cgroups::sub::parse(&args.cgroup)?;
     let dir = ContainerDir::open(root, &args.id)?;
     let saved = dir.load()?;
     match dir.status(&saved) {
@@ -35,6 +33,11 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         .as_deref()
         .map(crate::console::socket::connect)
         .transpose()?;
+    let pidfd_socket = args
+        .pidfd_socket
+        .as_deref()
+        .map(container::pidfd_socket::connect)
+        .transpose()?;
     let signals = crate::cmd::run::forwarded_signals(args.detach)?;
     let started = exec::start(
         dir,
@@ -42,7 +45,11 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<i32> {
         &bundle,
         &process,
         args.preserve_fds,
-        console_socket.as_ref(),
+        container::Sockets {
+            console: console_socket.as_ref(),
+            pidfd: pidfd_socket.as_ref(),
+        },
+        sub_cgroup.as_ref(),
     )?;
     if let Err(e) = container::release_over_sync(&started.sync, container::Mode::Exec) {
         let _ = sys::waitpid(started.pid, 0);

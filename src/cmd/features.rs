@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::process::mempolicy::{FLAGS, MODES};
 use crate::sys;
 
 // The seccomp names are crate::seccomp's (ACTIONS, OPERATORS, ARCHES, FLAGS).
@@ -109,7 +110,14 @@ struct Linux {
     apparmor: Enabled,
     selinux: Enabled,
     intel_rdt: Enabled,
+    memory_policy: MemoryPolicy,
     mount_extensions: MountExtensions,
+}
+
+#[derive(Serialize)]
+struct MemoryPolicy {
+    modes: Vec<&'static str>,
+    flags: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -188,6 +196,10 @@ fn features() -> Features {
             apparmor: Enabled { enabled: true },
             selinux: Enabled { enabled: true },
             intel_rdt: Enabled { enabled: false },
+            memory_policy: MemoryPolicy {
+                modes: MODES.iter().map(|(n, _)| *n).collect(),
+                flags: FLAGS.iter().map(|(n, _)| *n).collect(),
+            },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },
             },

@@ -5,13 +5,12 @@
 //! mount last by the child), its cgroup, and its root.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Process;
 
-use super::{spawn, Launch, Mode, Root};
+use super::{spawn, Launch, Mode, Root, Sockets};
 use crate::config::Bundle;
 use crate::state::{self, ContainerDir, Saved};
 use crate::{cgroups, console, namespaces, process, seccomp, sys};
@@ -35,7 +34,8 @@ pub fn start(
     bundle: &Bundle,
     spec_process: &Process,
     preserve_fds: u32,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
+    sub_cgroup: Option<&cgroups::sub::Sub>,
 ) -> Result<Started> {
     crate::phase!("parse");
     let plan = process::Plan::from_spec(spec_process)?;
@@ -48,8 +48,16 @@ pub fn start(
     if !state::init_alive(saved.pid, saved.init_start_time) {
         bail!("cannot exec in a stopped container");
     }
-    let clone_into = match &saved.cgroup {
-        Some(record) => cgroups::open_for_clone(record)?,
+    // --cgroup: a sub-cgroup of the container's; without it, on v2, the
+    // init's current cgroup if the container's cannot take the process.
+    let sub_record = match (&saved.cgroup, sub_cgroup) {
+        (Some(record), Some(sub)) => Some(cgroups::sub::target(record, sub, cgroups::layout::Layout::detect)?),
+        _ => None,
+    };
+    let record = sub_record.as_ref().or(saved.cgroup.as_ref());
+    let cgroup_fallback_init = sub_cgroup.is_none().then_some(saved.pid);
+    let clone_into = match record {
+        Some(record) => cgroups::sub::open_for_clone(record, cgroup_fallback_init)?,
         None => None,
     };
     drop(dir);
@@ -64,6 +72,7 @@ pub fn start(
         child_sync: -1,
         fifo_fd: -1,
         preserve_fds,
+        cgroup_fallback_init,
         no_new_keyring: false,
         has_runtime_hooks: false,
         hook_state: saved.clone(),
@@ -78,7 +87,7 @@ pub fn start(
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync, console) = spawn(&mut launch, saved.cgroup.as_ref(), clone_into, console_socket, None)?;
+    let (pid, pidfd, sync, console) = spawn(&mut launch, record, clone_into, sockets, None)?;
     Ok(Started {
         pid,
         pidfd,

@@ -108,6 +108,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     let exe = p.lookup()?;
     keep_only_stdio_and_preserved(l.preserve_fds)?;
     p.apply_scheduling()?;
+    set_memory_policy(l.bundle.memory_policy.as_ref())?;
     p.caps.apply_bounding()?;
     // Labels for the execve, set before the seccomp filter and the user
     // switch (runc's order).
@@ -235,6 +236,9 @@ fn release(
             // The container exists once `create` has recorded it; if it
             // died first, we leave rather than wait for a `start`.
             wait_for(sync_fd, Kind::Continue)?;
+            // A created container dies of the signals runc's waiting init
+            // dies of (`kill ID TERM`, a pidfd's holder), until its execve.
+            sys::exit_on_signals(&[libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM]);
             wait_on_fifo(proc, l.fifo_fd).map(Some)
         }
     }
@@ -245,6 +249,14 @@ fn release(
 fn fail_through_fifo(fifo: &std::os::fd::OwnedFd, f: &Failure) -> ! {
     let _ = sys::write_all(fifo.as_raw_fd(), f.to_string().as_bytes());
     sys::exit_now(1)
+}
+
+/// linux.memoryPolicy, for the init and exec'd processes alike (runc's).
+fn set_memory_policy(policy: Option<&crate::process::mempolicy::MemPolicy>) -> Result<(), Failure> {
+    match policy {
+        Some(p) => sys::set_mempolicy(p.mode, p.nodes.as_ref()).at(Step::MemoryPolicy, ""),
+        None => Ok(()),
+    }
 }
 
 fn set_personality(persona: Option<libc::c_ulong>) -> Result<(), Failure> {

@@ -22,6 +22,7 @@
 
 pub mod exec;
 pub mod init;
+pub mod pidfd_socket;
 pub mod processes;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -70,6 +71,9 @@ pub struct Launch<'a> {
     pub child_sync: RawFd,
     pub fifo_fd: RawFd,
     pub preserve_fds: u32,
+    /// exec without --cgroup: the init's pid, whose current cgroup takes
+    /// the process when the container's cannot (cgroup v2, as runc).
+    pub cgroup_fallback_init: Option<i32>,
     pub no_new_keyring: bool,
     /// prestart or createRuntime hooks: the child asks the parent to run
     /// them once its mounts are made.
@@ -90,6 +94,14 @@ impl Launch<'_> {
     pub fn hooks(&self) -> Option<&Hooks> {
         self.bundle.spec.hooks().as_ref()
     }
+}
+
+/// Where the container's process is announced: its pty master goes to
+/// `console` (--console-socket), a pidfd of it to `pidfd` (--pidfd-socket).
+#[derive(Clone, Copy, Default)]
+pub struct Sockets<'a> {
+    pub console: Option<&'a UnixStream>,
+    pub pidfd: Option<&'a UnixStream>,
 }
 
 /// A container whose init is set up and waiting.
@@ -146,6 +158,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .as_deref()
         .map(console::socket::connect)
         .transpose()?;
+    let pidfd_socket = args.pidfd_socket.as_deref().map(pidfd_socket::connect).transpose()?;
+    let sockets = Sockets {
+        console: console_socket.as_ref(),
+        pidfd: pidfd_socket.as_ref(),
+    };
 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
@@ -167,6 +184,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         child_sync: -1,
         fifo_fd: -1,
         preserve_fds: listen_fds.unwrap_or(0) + args.preserve_fds,
+        cgroup_fallback_init: None,
         no_new_keyring: args.no_new_keyring,
         has_runtime_hooks: hooks.is_some_and(|h| {
             let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
@@ -179,7 +197,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         console: console_plan,
     };
     let pid_file = args.pid_file.as_deref();
-    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, console_socket.as_ref()) {
+    match start_init(&dir, &mut launch, &cgroup_layout, pid_file, sockets) {
         Ok((saved, pidfd, sync, console)) => Ok(Created {
             dir,
             saved,
@@ -271,7 +289,7 @@ fn start_init(
     launch: &mut Launch,
     cgroup_layout: &cgroups::layout::Layout,
     pid_file: Option<&Path>,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
 ) -> Result<(Saved, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let fifo = match launch.mode {
         Mode::Create => {
@@ -310,8 +328,7 @@ fn start_init(
         plan.cgroups.set_own_dirs(record.dirs())?;
     }
     launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync, console) =
-        spawn(launch, Some(&record), cgroup.clone_into, console_socket, Some(dir))?;
+    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, sockets, Some(dir))?;
     match record_created(dir, launch, pid, &parent_sync, pid_file) {
         Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
         Err(e) => {
@@ -355,15 +372,15 @@ fn record_created(
 
 /// clone3s the child (straight into its cgroup when `clone_into` is given),
 /// records it in `journal` (create/run), places it (v1/hybrid), lets it go
-/// on and serves its requests until it is Ready; its pty master goes to
-/// `console_socket`. On error the child is killed and reaped. Returns its
-/// pid, pidfd, our end of the sync socket, and the pty master when no
-/// socket took it.
+/// on and serves its requests until it is Ready; its pty master and a
+/// pidfd of it go to `sockets`. On error the child is killed and reaped.
+/// Returns its pid, pidfd, our end of the sync socket, and the pty master
+/// when no socket took it.
 fn spawn(
     launch: &mut Launch,
     record: Option<&cgroups::Record>,
     clone_into: Option<OwnedFd>,
-    console_socket: Option<&UnixStream>,
+    sockets: Sockets,
     journal: Option<&ContainerDir>,
 ) -> Result<(i32, OwnedFd, OwnedFd, Option<OwnedFd>)> {
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
@@ -415,7 +432,11 @@ fn spawn(
         .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
         .map(|()| reset_affinity(launch, pid))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
-        .and_then(|master| hand_over_console(launch, master, console_socket));
+        .and_then(|master| hand_over_console(launch, master, sockets.console))
+        .and_then(|console| match sockets.pidfd {
+            Some(sock) => pidfd_socket::send(sock, &pidfd, launch.mode).map(|()| console),
+            None => Ok(console),
+        });
     match result {
         Ok(console) => Ok((pid, pidfd, parent_sync, console)),
         Err(e) => {
@@ -465,7 +486,8 @@ fn record_child(dir: &ContainerDir, launch: &mut Launch, pid: i32, pidfd: &Owned
         if !has_exited(pidfd) {
             bail!("cannot read the start time of container init {pid}");
         }
-        return Err(early_failure(sync_fd).unwrap_or_else(|| anyhow!("init process vanished")));
+        let failure = early_failure(sync_fd).map(|f| child_failure(launch.mode, &f));
+        return Err(failure.unwrap_or_else(|| anyhow!("init process vanished")));
     };
     launch.hook_state.init_start_time = start;
     dir.save(&launch.hook_state)
@@ -482,11 +504,12 @@ fn has_exited(pidfd: &OwnedFd) -> bool {
 }
 
 /// The failure a child that is already dead reported: every frame it sent
-/// is queued before the EOF, so reading cannot block.
-fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
+/// is queued before the EOF, so reading cannot block. Worded as when it is
+/// read later (`child_failure`), whichever is first.
+fn early_failure(sync_fd: RawFd) -> Option<sync::Failure> {
     while let Ok(Some(m)) = sync::recv(sync_fd) {
-        if let Some(f) = m.failure {
-            return Some(anyhow!("{f}"));
+        if m.failure.is_some() {
+            return m.failure;
         }
     }
     None
@@ -497,8 +520,10 @@ fn early_failure(sync_fd: RawFd) -> Option<anyhow::Error> {
 /// before it makes anything (it is recorded by now), and so does a child
 /// that creates its cgroup namespace once placed.
 fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: RawFd) -> Result<()> {
-    if let Some(record) = record {
-        cgroups::place(record, pid)?;
+    match record {
+        Some(record) if launch.mode == Mode::Exec => cgroups::sub::place(record, pid, launch.cgroup_fallback_init)?,
+        Some(record) => cgroups::place(record, pid)?,
+        None => {}
     }
     if waits_for_placed(launch) {
         sync::send(sync_fd, Kind::Placed)?;

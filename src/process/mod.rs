@@ -7,6 +7,7 @@ pub mod caps;
 pub mod env;
 pub mod fds;
 pub mod lsm;
+pub mod mempolicy;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

@@ -36,7 +36,7 @@ fn listen(env: &TestEnv) -> (UnixListener, PathBuf) {
 /// Accepts the runtime's connection (already made: create has returned) and
 /// receives the master as a console-socket client does: the data is a name,
 /// the control part exactly one SCM_RIGHTS fd.
-fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
+pub(crate) fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
     let (stream, _) = listener.accept().expect("the runtime connected to the console socket");
     let mut name = [0u8; 4096];
     let mut iov = libc::iovec {
