@@ -8,6 +8,10 @@
 //!          Placed ───────────────────────▶    (for a late cgroup namespace,
 //!                                            or mounts in the runtime's)
 //!                                            joins/creates namespaces
+//!          ◀──────────────── Forked(pid)      (only with a joined user namespace
+//!   records the forked init in its place,     and a new pid namespace: the
+//!   reaps the first child                     child forks the init into it)
+//!          Continue ─────────────────────▶
 //!          ◀──────────────── NeedIdMaps       (only with a new user namespace)
 //!   writes uid_map/gid_map
 //!          Continue ─────────────────────▶
@@ -51,6 +55,9 @@ pub enum Kind {
     Console = 8,
     /// Carries the seccomp listener fd (SCMP_ACT_NOTIFY) as SCM_RIGHTS.
     SeccompListener = 9,
+    /// Carries (as `arg`) the pid of the init the child forked into its
+    /// new pid namespace.
+    Forked = 10,
 }
 
 /// A step of the child's setup; named in error messages and the timeline.
@@ -278,12 +285,19 @@ pub struct Message {
     pub kind: Kind,
     pub failure: Option<Failure>,
     pub fd: Option<OwnedFd>,
+    /// A number the frame carries (Forked's pid).
+    pub arg: i32,
 }
 
 const FRAME_LEN: usize = 4 + 4 + 4 + 2 + PATH_MAX_LEN;
 
 pub fn send(fd: RawFd, kind: Kind) -> io::Result<()> {
     send_frame(fd, kind, Step::None, 0, "")
+}
+
+/// A frame carrying a number (`Message::arg`).
+pub fn send_arg(fd: RawFd, kind: Kind, arg: i32) -> io::Result<()> {
+    send_frame(fd, kind, Step::None, arg, "")
 }
 
 /// A frame that passes `passed` to the peer (SCM_RIGHTS).
@@ -343,6 +357,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         7 => Kind::Placed,
         8 => Kind::Console,
         9 => Kind::SeccompListener,
+        10 => Kind::Forked,
         _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
     };
     let failure = (kind == Kind::Failed).then(|| {
@@ -357,6 +372,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         kind,
         failure,
         fd: passed,
+        arg: word(8) as i32,
     }))
 }
 

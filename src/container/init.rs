@@ -67,6 +67,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sync::send(sync_fd, Kind::NeedIdMaps).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)
     })?;
+    if l.ns.fork_for_pid {
+        fork_init(sync_fd)?;
+    }
     // Joined: their fds must not stay open in a created init.
     l.ns.child_joins.clear();
     if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
@@ -169,6 +172,19 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     crate::phase!("exec");
     let err = sys::execve(&exe, &p.args, &p.env);
     exec_failed(&Failure::new(Step::Exec, exe.to_string_lossy(), &err))
+}
+
+/// We unshared a pid namespace, which only our children enter: fork the
+/// init into it, as a child of the parent (CLONE_PARENT), tell the parent
+/// its pid and leave. The init goes on once the parent has recorded it.
+fn fork_init(sync_fd: RawFd) -> Result<(), Failure> {
+    match sys::clone3(libc::CLONE_PARENT as u64, None).at(Step::Unshare, "fork into the pid namespace")? {
+        sys::Forked::Child => wait_for(sync_fd, Kind::Continue),
+        sys::Forked::Parent { pid, .. } => {
+            sync::send_arg(sync_fd, Kind::Forked, pid).at(Step::Protocol, "")?;
+            sys::exit_now(0)
+        }
+    }
 }
 
 /// create/run: hostname, keyring, the mounts, prestart and createRuntime

@@ -297,7 +297,7 @@ fn start_init(
             sys::mkfifo(&sys::cstring(&path)?, 0o622).with_context(|| format!("mkfifo {}", path.display()))?;
             // The init may be a user namespace's root (an unprivileged host
             // id): let it open the fifo despite our umask.
-            let (uid, gid) = namespaces::host_root_ids(&launch.bundle.spec);
+            let (uid, gid) = launch.ns.host_root_ids(&launch.bundle.spec);
             std::os::unix::fs::chown(&path, Some(uid), Some(gid))
                 .with_context(|| format!("chown {}", path.display()))?;
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622))?;
@@ -404,7 +404,7 @@ fn spawn(
         launch.ns.defer_cgroupns();
         forked = sys::clone3(launch.ns.clone_flags, None);
     }
-    let (pid, pidfd) = match forked {
+    let (mut pid, mut pidfd) = match forked {
         Ok(sys::Forked::Child) => {
             // The child already lives in the joined namespaces: only the
             // parent goes back.
@@ -428,8 +428,15 @@ fn spawn(
         Some(dir) => record_child(dir, launch, pid, &pidfd, parent_sync.as_raw_fd()),
         None => Ok(()),
     };
-    let result = recorded
-        .and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()))
+    let mut result =
+        recorded.and_then(|()| place(launch, record.filter(|_| into.is_none()), pid, parent_sync.as_raw_fd()));
+    if launch.ns.fork_for_pid && result.is_ok() {
+        match adopt_forked_init(launch, journal, pid, parent_sync.as_raw_fd()) {
+            Ok((init, init_fd)) => (pid, pidfd) = (init, init_fd),
+            Err(e) => result = Err(e),
+        }
+    }
+    let result = result
         .map(|()| reset_affinity(launch, pid))
         .and_then(|()| follow_child(launch, pid, parent_sync.as_raw_fd()))
         .and_then(|master| hand_over_console(launch, master, sockets.console))
@@ -443,6 +450,46 @@ fn spawn(
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = sys::waitpid(pid, 0);
             Err(e.context(NOT_STARTED))
+        }
+    }
+}
+
+/// The child forked the init into its new pid namespace (`fork_for_pid`)
+/// and is exiting: reap it, record the init in its place and let the init
+/// go on. Returns the init's pid and pidfd; on error the init is gone and
+/// the first child is the caller's to reap.
+fn adopt_forked_init(
+    launch: &mut Launch,
+    journal: Option<&ContainerDir>,
+    first: i32,
+    sync_fd: RawFd,
+) -> Result<(i32, OwnedFd)> {
+    let msg = sync::recv(sync_fd).context("read from container init")?;
+    let init = match msg {
+        Some(m) if m.kind == Kind::Forked => m.arg,
+        Some(m) if m.kind == Kind::Failed => {
+            let f = m.failure.expect("Failed frames carry a failure");
+            return Err(child_failure(launch.mode, &f));
+        }
+        Some(_) => bail!("unexpected message from container init"),
+        None => bail!("container init exited during setup"),
+    };
+    // CLONE_PARENT made it our child: its pid cannot be reused before we
+    // reap it.
+    let init_fd = sys::pidfd_open(init).with_context(|| format!("pidfd_open {init}"))?;
+    let adopted = (|| {
+        sys::waitpid(first, 0).context("wait for the first child")?;
+        if let Some(dir) = journal {
+            record_child(dir, launch, init, &init_fd, sync_fd)?;
+        }
+        sync::send(sync_fd, Kind::Continue).context("container init exited during setup")
+    })();
+    match adopted {
+        Ok(()) => Ok((init, init_fd)),
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(init_fd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(init, 0);
+            Err(e)
         }
     }
 }
@@ -555,7 +602,8 @@ fn reset_affinity(launch: &Launch, pid: i32) {
 /// start path): all they make dies with them, and a parent killed before
 /// recording them makes them exit at their next step, Ready at the latest.
 fn waits_for_placed(launch: &Launch) -> bool {
-    launch.ns.late_cgroupns || (launch.mode != Mode::Exec && launch.ns.host_mounts)
+    // fork_for_pid: the init it forks must start in the cgroup too.
+    launch.ns.late_cgroupns || launch.ns.fork_for_pid || (launch.mode != Mode::Exec && launch.ns.host_mounts)
 }
 
 /// Serves the child's requests until it reports Ready (or fails); returns
@@ -606,7 +654,7 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<
                 let _ = sys::waitpid(pid, 0);
                 return Err(child_failure(launch.mode, &f));
             }
-            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console => {
+            Kind::Continue | Kind::Start | Kind::Placed | Kind::Console | Kind::Forked => {
                 bail!("unexpected message from container init")
             }
         }

@@ -10,7 +10,15 @@
 //!   child inside a fresh user namespace no longer has: when anything besides
 //!   the mount namespace is joined by path, clone3 creates only the pid/time
 //!   namespaces and the child joins first and unshares the rest afterwards.
-//! - the mount namespace is joined last, after every other lookup by path.
+//! - joined namespaces are entered as runc does: every one but the user
+//!   namespace first, skipping those we may not join yet (EPERM: owned by
+//!   the joined user namespace, which grants us the right once in it); then
+//!   the user namespace; then the rest. A namespace the host owns can then
+//!   be joined together with a user namespace it does not belong to.
+//! - a new pid namespace with a joined user namespace must belong to that
+//!   user namespace (or its root cannot mount a proc for it): the child
+//!   unshares it after joining, and forks the init into it (`fork_for_pid`),
+//!   runc's second fork, only on that path.
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,6 +30,8 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::sync::{At, Failure, Step};
 use crate::sys;
+
+pub mod userns;
 
 /// A namespace to join by path, opened (and type-checked) in the parent.
 pub struct Join {
@@ -54,6 +64,12 @@ pub struct Plan {
     /// new time namespace is made by the parent (see `enter_for_children`),
     /// not by clone3: offsets can only be set before any process is in it.
     pub time_offsets: Option<String>,
+    /// The mappings of a user namespace joined by path.
+    pub joined_user_maps: Option<userns::UserMaps>,
+    /// A joined user namespace and a new pid namespace: the child unshares
+    /// the pid namespace and forks the init into it (`unshare_flags` has
+    /// CLONE_NEWPID), as only children enter a new pid namespace.
+    pub fork_for_pid: bool,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -96,8 +112,8 @@ fn proc_name(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
-/// user first (it grants the rights for the others), mount last (after it,
-/// paths resolve inside the container), the rest in between.
+/// user first (in `for_exec` it is ours to join; `enter` takes it out of
+/// order as needed), mount last, the rest in between.
 fn sort_joins(joins: &mut [Join]) {
     joins.sort_by_key(|j| match j.flag {
         libc::CLONE_NEWUSER => 0,
@@ -155,8 +171,20 @@ impl Plan {
         if time_offsets.is_some() {
             new &= !libc::CLONE_NEWTIME;
         }
+        check_mappings_wanted(spec, seen & libc::CLONE_NEWUSER != 0, new & libc::CLONE_NEWUSER != 0)?;
+        let mut joined_user_maps = None;
+        if let Some(user) = child_joins.iter().find(|j| j.flag == libc::CLONE_NEWUSER) {
+            let maps = userns::maps_of(user)?;
+            userns::check_config_maps(spec, &maps)?;
+            joined_user_maps = Some(maps);
+        }
         sort_joins(&mut child_joins);
-        let for_children = libc::CLONE_NEWPID | libc::CLONE_NEWTIME;
+        let fork_for_pid = joined_user_maps.is_some() && new & libc::CLONE_NEWPID != 0;
+        let for_children = if fork_for_pid {
+            libc::CLONE_NEWTIME
+        } else {
+            libc::CLONE_NEWPID | libc::CLONE_NEWTIME
+        };
         let defer = child_joins.iter().any(|j| j.flag != libc::CLONE_NEWNS);
         let (clone_flags, unshare_flags) = if defer {
             ((new & for_children) as u64, new & !for_children)
@@ -174,6 +202,8 @@ impl Plan {
             host_mounts: seen & libc::CLONE_NEWNS == 0,
             late_cgroupns: false,
             time_offsets,
+            joined_user_maps,
+            fork_for_pid,
         })
     }
 
@@ -225,6 +255,8 @@ impl Plan {
             host_mounts: false,
             late_cgroupns: false,
             time_offsets: None,
+            joined_user_maps: None,
+            fork_for_pid: false,
         })
     }
 
@@ -248,14 +280,13 @@ impl Plan {
     /// new, and (with a new user namespace) let the parent write the id maps
     /// through `wait_for_maps`.
     pub fn enter(&self, wait_for_maps: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
-        for j in self.child_joins.iter().filter(|j| j.flag != libc::CLONE_NEWNS) {
-            sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;
-            if j.flag == libc::CLONE_NEWUSER {
-                // As for a new one (below, and runc): our host ids mean
-                // nothing in there, and files we create need mapped ones.
-                become_root()?;
-            }
+        let mut joined = 0;
+        if self.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER) {
+            // Those the host owns, while we still are the host's root.
+            joined |= self.join(!libc::CLONE_NEWUSER, true)?;
+            joined |= self.join(libc::CLONE_NEWUSER, false)?;
         }
+        self.join(!joined, false)?;
         if self.unshare_flags != 0 {
             sys::unshare(self.unshare_flags).at(Step::Unshare, "")?;
         }
@@ -268,16 +299,56 @@ impl Plan {
         if self.late_cgroupns {
             sys::unshare(libc::CLONE_NEWCGROUP).at(Step::Unshare, "cgroup")?;
         }
-        for j in self.child_joins.iter().filter(|j| j.flag == libc::CLONE_NEWNS) {
-            sys::setns(j.fd.as_raw_fd(), j.flag).at(Step::JoinNamespace, j.path.display())?;
-        }
         Ok(())
+    }
+
+    /// Joins the namespaces whose type is in `types`, in `child_joins`
+    /// order; with `skip_denied`, one we may not join (yet) is left for a
+    /// later call. Returns the types joined.
+    fn join(&self, types: i32, skip_denied: bool) -> Result<i32, Failure> {
+        let mut joined = 0;
+        for j in self.child_joins.iter().filter(|j| j.flag & types != 0) {
+            match sys::setns(j.fd.as_raw_fd(), j.flag) {
+                Err(e) if skip_denied && e.raw_os_error() == Some(libc::EPERM) => continue,
+                other => other.at(Step::JoinNamespace, j.path.display())?,
+            }
+            joined |= j.flag;
+            if j.flag == libc::CLONE_NEWUSER {
+                // As for a new one (and runc): our host ids mean nothing in
+                // there, and files we create need mapped ones.
+                become_root()?;
+            }
+        }
+        Ok(joined)
+    }
+
+    /// The host uid and gid of the container's root (0, 0 without a user
+    /// namespace): from the joined namespace, or the config's mappings.
+    pub fn host_root_ids(&self, spec: &Spec) -> (u32, u32) {
+        match &self.joined_user_maps {
+            Some(maps) => maps.host_root(),
+            None => host_root_ids(spec),
+        }
     }
 }
 
 fn become_root() -> Result<(), Failure> {
     sys::setresgid(0).at(Step::SetGid, "0")?;
     sys::setresuid(0).at(Step::SetUid, "0")
+}
+
+/// runc's validation: a new user namespace needs mappings, and mappings
+/// need a user namespace (joined ones are checked by `userns`).
+fn check_mappings_wanted(spec: &Spec, user_ns: bool, new_user_ns: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let has_maps = linux.is_some_and(|l| l.uid_mappings().is_some() || l.gid_mappings().is_some());
+    if new_user_ns && !has_maps {
+        bail!("user namespaces enabled, but no namespace path to join nor mappings to apply specified");
+    }
+    if !user_ns && has_maps {
+        bail!("user namespace mappings specified, but user namespace isn't enabled in the config");
+    }
+    Ok(())
 }
 
 /// The clocks a time namespace may offset, as the kernel names them.
@@ -341,9 +412,9 @@ pub fn leave_for_children(restore: Vec<(OwnedFd, i32)>) -> Result<()> {
     Ok(())
 }
 
-/// The host uid and gid that the container's root maps to (0, 0 without a
-/// user namespace mapping).
-pub fn host_root_ids(spec: &Spec) -> (u32, u32) {
+/// The host uid and gid that the config's mappings give the container's
+/// root (0, 0 without them).
+fn host_root_ids(spec: &Spec) -> (u32, u32) {
     let linux = spec.linux().as_ref();
     let to_host = |maps: Option<&Vec<LinuxIdMapping>>| {
         maps.into_iter()
@@ -391,11 +462,20 @@ mod tests {
         .unwrap()
     }
 
+    fn with_maps(mut spec: Spec) -> Spec {
+        let mut linux = spec.linux().clone().unwrap();
+        let map: Vec<LinuxIdMapping> =
+            serde_json::from_value(serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 10}])).unwrap();
+        linux.set_uid_mappings(Some(map.clone())).set_gid_mappings(Some(map));
+        spec.set_linux(Some(linux));
+        spec
+    }
+
     #[test]
     fn new_namespaces_all_go_to_clone3() {
-        let spec = spec_with(serde_json::json!([
+        let spec = with_maps(spec_with(serde_json::json!([
             {"type": "pid"}, {"type": "network"}, {"type": "mount"}, {"type": "user"}
-        ]));
+        ])));
         let p = Plan::from_spec(&spec).unwrap();
         let want = libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWUSER;
         assert_eq!(p.clone_flags, want as u64);
@@ -412,6 +492,36 @@ mod tests {
         assert_eq!(p.clone_flags, libc::CLONE_NEWPID as u64);
         assert_eq!(p.unshare_flags, libc::CLONE_NEWNS);
         assert_eq!(p.child_joins.len(), 1);
+    }
+
+    #[test]
+    fn mappings_and_user_namespaces_go_together() {
+        let err = |spec: &Spec| Plan::from_spec(spec).err().unwrap().to_string();
+        let no_maps = spec_with(serde_json::json!([{"type": "user"}]));
+        assert!(err(&no_maps).contains("no namespace path to join nor mappings"));
+        let no_userns = with_maps(spec_with(serde_json::json!([{"type": "pid"}])));
+        assert!(err(&no_userns).contains("user namespace isn't enabled"));
+    }
+
+    // Our own user namespace stands in for a joined one (its maps are read
+    // from /proc/self, no helper needed).
+    #[test]
+    fn joined_user_namespace_with_a_new_pid_namespace_forks_the_init() {
+        let spec = spec_with(serde_json::json!([
+            {"type": "user", "path": "/proc/self/ns/user"}, {"type": "pid"}, {"type": "mount"}
+        ]));
+        let p = Plan::from_spec(&spec).unwrap();
+        assert!(p.fork_for_pid && p.new_pid);
+        assert_eq!(p.clone_flags, 0);
+        assert_eq!(p.unshare_flags, libc::CLONE_NEWPID | libc::CLONE_NEWNS);
+        assert!(p.joined_user_maps.is_some());
+        let joined_pid = spec_with(serde_json::json!([
+            {"type": "user", "path": "/proc/self/ns/user"}, {"type": "pid", "path": "/proc/self/ns/pid"}
+        ]));
+        let p = Plan::from_spec(&joined_pid).unwrap();
+        assert!(!p.fork_for_pid && !p.new_pid);
+        let no_user = spec_with(serde_json::json!([{"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}]));
+        assert!(!Plan::from_spec(&no_user).unwrap().fork_for_pid);
     }
 
     #[test]

@@ -146,3 +146,202 @@ fn joined_user_namespace_is_entered_as_its_root() {
     t.assert_clean(&joiner);
     t.assert_clean(&target);
 }
+
+/// Starts `id` as a sleeping checker in a new user namespace mapping 0 to
+/// host 100000 (uids) and 200000 (gids); returns its pid.
+fn start_mapped_sleeper(t: &mut TestEnv, id: &str) -> i64 {
+    set_namespace(&mut t.config, "user", None);
+    t.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    t.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    t.start_sleeper(id);
+    t.state(id).unwrap()["pid"].as_i64().unwrap()
+}
+
+/// The joiner's config: no mappings of its own, a plain checker.
+fn as_joiner(t: &mut TestEnv) {
+    let linux = t.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    t.args(&["checker", "--path", "/proc/1/cmdline"]);
+}
+
+/// Keeps the user namespace of `pid` alive at a file of the test's (the
+/// path runc cannot read mappings from directly); `unbind` removes it.
+fn bind_user_ns(t: &TestEnv, pid: i64) -> std::path::PathBuf {
+    let path = t.dir.join("userns");
+    std::fs::write(&path, "").unwrap();
+    let bound = Command::new("mount")
+        .args(["--bind", &format!("/proc/{pid}/ns/user"), s(&path)])
+        .status()
+        .unwrap();
+    assert!(bound.success());
+    path
+}
+
+fn unbind(path: &std::path::Path) {
+    assert!(Command::new("umount").arg(path).status().unwrap().success());
+}
+
+fn ns_of(pid: i64, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn assert_first_containers_maps(report: &Checker) {
+    for (map, host) in [("uid_map", "100000"), ("gid_map", "200000")] {
+        let fields: Vec<&str> = report.str(map).split_whitespace().collect();
+        assert_eq!(fields, ["0", host, "65536"], "{map}");
+    }
+}
+
+// userns.bats "join other container userns": a new pid namespace next to a
+// joined user namespace must belong to the joined one, or its root cannot
+// mount /proc (the init is forked into it after joining, as runc does).
+#[test]
+fn joined_user_namespace_with_a_new_pid_namespace() {
+    // runc 1.1 wants uidMappings even for a joined user namespace.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    let pid = start_mapped_sleeper(&mut t, &target);
+    as_joiner(&mut t);
+    set_namespace(&mut t.config, "user", Some(&format!("/proc/{pid}/ns/user")));
+    set_namespace(&mut t.config, "network", Some(&format!("/proc/{pid}/ns/net")));
+    let joiner = t.new_id("joiner-newpid");
+    let report = t.run_checker(&joiner);
+    assert_eq!(report.ns("user"), ns_of(pid, "user"));
+    assert_eq!(report.ns("net"), ns_of(pid, "net"));
+    assert_ne!(report.ns("pid"), ns_of(pid, "pid"));
+    assert_ne!(report.ns("pid"), host_ns("pid"));
+    // pid 1 of its own pid namespace, whose proc is mounted.
+    assert_eq!(report.int("pid"), 1);
+    let cmdline = report.0["paths"][0]["content"].as_str().unwrap_or("");
+    assert_eq!(cmdline.split('\0').next(), Some("checker"), "{cmdline:?}");
+    assert!(!cmdline.contains("--sleep"), "{cmdline:?}");
+    assert_eq!((report.int("uid"), report.int("gid")), (0, 0));
+    assert_first_containers_maps(&report);
+    t.rt(&["delete", "--force", &target]).assert_ok();
+    t.assert_clean(&joiner);
+    t.assert_clean(&target);
+}
+
+// Joining the first container's user, pid and network namespaces: the same
+// namespaces from inside, its processes in /proc, its mappings.
+#[test]
+fn joiner_sees_the_first_containers_namespaces_and_processes() {
+    // runc 1.1 wants uidMappings even for a joined user namespace.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    let pid = start_mapped_sleeper(&mut t, &target);
+    as_joiner(&mut t);
+    for (typ, file) in [("user", "user"), ("pid", "pid"), ("network", "net")] {
+        set_namespace(&mut t.config, typ, Some(&format!("/proc/{pid}/ns/{file}")));
+    }
+    let joiner = t.new_id("joiner-all");
+    // create + start: the joiner waits on exec.fifo as the joined
+    // namespace's root.
+    let created = t.create(&joiner, &[]);
+    created.assert_ok();
+    t.rt(&["start", &joiner]).assert_ok();
+    let report = t.wait_checker(&created);
+    for name in ["user", "pid", "net"] {
+        assert_eq!(report.ns(name), ns_of(pid, name), "{name}");
+    }
+    assert_ne!(report.ns("mnt"), ns_of(pid, "mnt"));
+    let cmdline = report.0["paths"][0]["content"].as_str().unwrap_or("");
+    assert!(
+        cmdline.contains("--sleep"),
+        "/proc/1 is not the first container's init: {cmdline:?}"
+    );
+    assert_first_containers_maps(&report);
+    t.rt(&["delete", "--force", &joiner]).assert_ok();
+    t.rt(&["delete", "--force", &target]).assert_ok();
+    t.assert_clean(&joiner);
+    t.assert_clean(&target);
+}
+
+// userns.bats "join external namespaces [wrong userns owner]": a user
+// namespace kept by a bind mount (its container gone) together with a
+// network namespace the host owns: the host's is joined before the user
+// namespace takes our rights over it away.
+#[test]
+fn host_owned_namespace_joined_with_a_foreign_user_namespace() {
+    // runc 1.1 wants uidMappings even for a joined user namespace.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    let pid = start_mapped_sleeper(&mut t, &target);
+    let user_path = bind_user_ns(&t, pid);
+    let user_ns = ns_of(pid, "user");
+    t.rt(&["delete", "--force", &target]).assert_ok();
+
+    let helper = Command::new("unshare")
+        .args(["--net", "sleep", "100"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting unshare");
+    let net_pid = helper.id() as i64;
+    t.add_helper(helper);
+    let ready = poll_until(Duration::from_secs(5), || ns_of(net_pid, "net") != host_ns("net"));
+    assert!(ready, "unshare never entered its network namespace");
+
+    as_joiner(&mut t);
+    set_namespace(&mut t.config, "user", Some(s(&user_path)));
+    set_namespace(&mut t.config, "network", Some(&format!("/proc/{net_pid}/ns/net")));
+    // sysfs needs the network namespace's owner: bind the host's instead.
+    let mounts = t.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["type"] != "sysfs");
+    mounts.push(mount("/sys", "bind", "/sys", &["rbind", "ro"]));
+    let joiner = t.new_id("joiner-hostnet");
+    let report = t.run_checker(&joiner);
+    assert_eq!(report.ns("user"), user_ns);
+    assert_eq!(report.ns("net"), ns_of(net_pid, "net"));
+    assert_eq!(report.int("pid"), 1);
+    assert_first_containers_maps(&report);
+    unbind(&user_path);
+    t.assert_clean(&joiner);
+}
+
+// runc's rule: mappings next to a joined user namespace must be its own
+// (containerd and CRI-O repeat them); others are refused, nothing made.
+#[test]
+fn mappings_must_match_a_joined_user_namespace() {
+    // runc 1.1 requires the mappings and never compares them.
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    let target = t.id.clone();
+    let pid = start_mapped_sleeper(&mut t, &target);
+    // By a bind mount: the mappings are read from inside the namespace.
+    let user_path = bind_user_ns(&t, pid);
+    let user_ns = ns_of(pid, "user");
+    t.rt(&["delete", "--force", &target]).assert_ok();
+    as_joiner(&mut t);
+    set_namespace(&mut t.config, "user", Some(s(&user_path)));
+    let joiner = t.new_id("joiner-maps");
+
+    // The same mappings are accepted.
+    t.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    t.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let report = t.run_checker(&joiner);
+    assert_eq!(report.ns("user"), user_ns);
+    assert_first_containers_maps(&report);
+
+    t.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    let out = t.run(&joiner, &[]);
+    out.assert_fails();
+    let want = "user namespaces enabled, but both namespace path and non-matching mapping specified -- you may only provide one";
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "the container ran: {}", out.stdout);
+    unbind(&user_path);
+    t.assert_clean(&joiner);
+}

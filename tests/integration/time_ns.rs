@@ -228,3 +228,39 @@ fn exec_joins_the_offset_time_namespace() {
     env.rt(&["delete", "--force", &id]).assert_ok();
     env.assert_clean(&id);
 }
+
+// A new time namespace with offsets next to a joined user namespace and a
+// new pid namespace (whose init is forked by the child): the init still
+// lives in the offset time namespace.
+#[test]
+fn time_offsets_with_a_joined_user_namespace() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut env) = TestEnv::new() else { return };
+    set_namespace(&mut env.config, "user", None);
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    env.config["linux"]["uidMappings"] = mapping.clone();
+    env.config["linux"]["gidMappings"] = mapping;
+    let target = env.id.clone();
+    env.start_sleeper(&target);
+    let pid = env.state(&target).unwrap()["pid"].as_i64().unwrap();
+    let linux = env.config["linux"].as_object_mut().unwrap();
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    set_namespace(&mut env.config, "user", Some(&format!("/proc/{pid}/ns/user")));
+    set_namespace(&mut env.config, "time", None);
+    env.config["linux"]["timeOffsets"] = offsets();
+    env.args(&["checker", "--clocks"]);
+    let id = env.new_id("timens-joiner");
+    let boot0 = host_clock(libc::CLOCK_BOOTTIME);
+    let report = env.run_checker(&id);
+    let boot1 = host_clock(libc::CLOCK_BOOTTIME);
+    let boottime = report.0["clocks"]["boottime"].as_i64().unwrap();
+    assert_shifted(boottime, boot0, boot1, BOOTTIME_OFFSET, "boottime");
+    assert_eq!(report.int("pid"), 1);
+    assert_ne!(report.ns("time"), host_ns("time"));
+    env.rt(&["delete", "--force", &target]).assert_ok();
+    env.assert_clean(&id);
+    env.assert_clean(&target);
+}
