@@ -1,8 +1,8 @@
 //! Namespaces: which ones clone3 creates, which are joined by path, in what
 //! order, and the user-namespace id maps the parent writes.
 //!
-//! Ordering rules the kernel imposes, and how xrun meets them without a
-//! second fork:
+//! Ordering rules the kernel imposes, and how xrun meets them (with a
+//! second fork only in the last case):
 //! - pid and time namespaces apply to *children*: when the config names one
 //!   by path, the parent joins it (setns changes only its `*_for_children`),
 //!   clones, and goes back to its own.
