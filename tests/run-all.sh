@@ -55,5 +55,5 @@ if [ "${XRUN_SKIP_VM:-0}" = 1 ]; then
     echo "== cgroup v2 VM stage skipped (XRUN_SKIP_VM=1)"
 else
     echo "== cgroup v2 VM stage"
-    tests/vm/integration.sh cgroups:: events:: lifecycle:: exec:: hardening_fds:: rootfs_hardening:: interrupted:: check:: memory_policy:: pidfd_socket:: exec_cgroup::
+    tests/vm/integration.sh cgroups:: events:: lifecycle:: exec:: hardening_fds:: rootfs_hardening:: interrupted:: check:: memory_policy:: pidfd_socket:: exec_cgroup:: namespaces::joined time_ns::time_offsets_with_a_joined
 fi
