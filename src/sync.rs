@@ -12,6 +12,10 @@
 //!   writes uid_map/gid_map
 //!          Continue ─────────────────────▶
 //!                                            mounts
+//!          ◀──────────────── MountSource(i)   (per idmapped bind, or a bind
+//!   opens mount i's source in the            source the child cannot reach)
+//!   child's mount namespace
+//!          MountSource + fd ─────────────▶    mounts it
 //!          ◀──────────────── RuntimeHooks     (only if prestart/createRuntime hooks)
 //!   runs prestart + createRuntime hooks
 //!          Continue ─────────────────────▶    createContainer hooks, pivot_root,
@@ -51,6 +55,9 @@ pub enum Kind {
     Console = 8,
     /// Carries the seccomp listener fd (SCMP_ACT_NOTIFY) as SCM_RIGHTS.
     SeccompListener = 9,
+    /// Child: "open the source of mount `arg`" (idmapped, or out of the
+    /// child's reach); parent: the answer, the source as SCM_RIGHTS.
+    MountSource = 10,
 }
 
 /// A step of the child's setup; named in error messages and the timeline.
@@ -275,6 +282,8 @@ pub struct Message {
     pub kind: Kind,
     pub failure: Option<Failure>,
     pub fd: Option<OwnedFd>,
+    /// A request's argument (MountSource: the mount's index).
+    pub arg: u32,
 }
 
 const FRAME_LEN: usize = 4 + 4 + 4 + 2 + PATH_MAX_LEN;
@@ -287,6 +296,11 @@ pub fn send(fd: RawFd, kind: Kind) -> io::Result<()> {
 pub fn send_with_fd(fd: RawFd, kind: Kind, passed: RawFd) -> io::Result<()> {
     let buf = frame(kind, Step::None, 0, "");
     sys::send_with_fd(fd, &buf, passed)
+}
+
+/// A request with one number (in the errno slot of the frame).
+pub fn send_arg(fd: RawFd, kind: Kind, arg: u32) -> io::Result<()> {
+    send_frame(fd, kind, Step::None, arg as i32, "")
 }
 
 pub fn send_failure(fd: RawFd, f: &Failure) -> io::Result<()> {
@@ -340,6 +354,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         7 => Kind::Placed,
         8 => Kind::Console,
         9 => Kind::SeccompListener,
+        10 => Kind::MountSource,
         _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
     };
     let failure = (kind == Kind::Failed).then(|| {
@@ -354,6 +369,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         kind,
         failure,
         fd: passed,
+        arg: word(8),
     }))
 }
 

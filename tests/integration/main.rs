@@ -20,6 +20,7 @@ mod events;
 mod exec;
 mod hardening_fds;
 mod hooks;
+mod idmap;
 mod interrupted;
 mod lifecycle;
 mod lifecycle_extra;
