@@ -48,13 +48,14 @@ const RPRIVATE: libc::c_ulong = libc::MS_PRIVATE | libc::MS_REC;
 /// `sync_fd`.
 pub fn prepare(plan: &Plan, sync_fd: std::os::fd::RawFd) -> Result<OwnedFd, Failure> {
     if plan.own_mount_ns {
-        // Nothing we mount may propagate back to the host.
-        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).at(Step::RootPropagation, "/")?;
-        if plan.root_propagation == RPRIVATE {
-            // Made private now rather than at the end (as runc does), so a
-            // mount's own `shared`/`slave` option is not undone.
-            sys::mount(None, c"/", None, RPRIVATE, None).at(Step::RootPropagation, "/")?;
-        }
+        // Nothing we mount may propagate back to the host. A private root
+        // (the default) is made so now rather than at the end, as runc
+        // does, so that a mount's own `shared`/`slave` option holds.
+        let flags = match plan.root_propagation {
+            RPRIVATE => RPRIVATE,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        sys::mount(None, c"/", None, flags, None).at(Step::RootPropagation, "/")?;
     }
     let rootfs = sys::cstring(plan.rootfs).at(Step::BindRootfs, plan.rootfs.display())?;
     sys::mount(Some(&rootfs), &rootfs, None, libc::MS_BIND | libc::MS_REC, None)

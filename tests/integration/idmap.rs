@@ -349,3 +349,24 @@ fn features_report_idmap() {
     let f: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
 }
+
+// Without a mount namespace the mounts land in the runtime's: the source is
+// still idmapped, and nothing stays mounted once the container is gone.
+// xrun-only: runc (1.4.2 too) leaves the rootfs bind mounted in that case.
+#[test]
+fn idmapped_bind_without_a_mount_namespace() {
+    if xrun_only() {
+        return;
+    }
+    let Some(mut t) = TestEnv::new() else { return };
+    remove_namespace(&mut t.config, "mount");
+    // runc refuses masks without a mount namespace of the container's own.
+    t.config["linux"]["maskedPaths"] = json!([]);
+    t.config["linux"]["readonlyPaths"] = json!([]);
+    let src = owned_files(&t, "src", &[("root-file", 0, 0)]);
+    add_mount(&mut t, idmapped(&src, "/mapped", &["bind"]));
+    t.args(&["checker", "--path", "/mapped/root-file"]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(owner(&report, "/mapped/root-file"), (100000, 100000));
+    t.assert_clean(&t.id);
+}
