@@ -446,6 +446,15 @@ mod tests {
     }
 
     #[test]
+    fn a_request_carries_its_argument() {
+        let (a, b) = sys::socketpair_seqpacket().unwrap();
+        send_arg(a.as_raw_fd(), Kind::MountSource, 17).unwrap();
+        let got = recv(b.as_raw_fd()).unwrap().unwrap();
+        assert_eq!((got.kind, got.arg), (Kind::MountSource, 17));
+        assert!(got.failure.is_none() && got.fd.is_none());
+    }
+
+    #[test]
     fn every_step_round_trips_by_number() {
         for v in 0..44 {
             assert_eq!(Step::from_u32(v) as u32, v);

@@ -284,27 +284,7 @@ pub fn mount_entry(ctx: &Context, index: usize, m: &Mount) -> Result<(), Failure
     let opts = opts.map_err(|_| Failure::errno(Step::Mount, &at, libc::EINVAL))?;
 
     if let Some(source) = &bind_src {
-        let idmapped = ctx.idmaps.get(index).is_some_and(Option::is_some);
-        let (source, is_dir) = if idmapped {
-            let tree = fetch_source(ctx, index, &at)?;
-            let is_dir = sys::fstat(tree.as_raw_fd()).at(Step::Mount, &at)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            (BindSource::Tree(tree), is_dir)
-        } else {
-            match std::fs::metadata(source) {
-                Ok(md) => (
-                    BindSource::Path(sys::cstring(source).at(Step::Mount, &at)?),
-                    md.is_dir(),
-                ),
-                // Out of reach of a user namespace's root: the parent opens it.
-                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                    let fd = fetch_source(ctx, index, &at)?;
-                    let is_dir =
-                        sys::fstat(fd.as_raw_fd()).at(Step::Mount, &at)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                    (BindSource::Fd(fd), is_dir)
-                }
-                Err(e) => return Err(Failure::new(Step::Mount, &at, &e)),
-            }
-        };
+        let (source, is_dir) = open_bind_source(ctx, index, source, &at)?;
         let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &at)?;
         bind(ctx, &source, &target, &dest, &at, &opts)?;
     } else if matches!(typ, "proc" | "sysfs") {
@@ -363,6 +343,29 @@ fn delays_readonly(typ: &str, dest: &Path) -> bool {
 
 fn fd_dir(fd: RawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{fd}"))
+}
+
+/// The source of bind mount `index` and whether it is a directory: the
+/// path itself, or what the parent opened for us (an idmapped tree, or a
+/// source out of reach of a user namespace's root).
+fn open_bind_source(ctx: &Context, index: usize, source: &Path, at: &str) -> Result<(BindSource, bool), Failure> {
+    let is_dir = |fd: &OwnedFd| -> Result<bool, Failure> {
+        Ok(sys::fstat(fd.as_raw_fd()).at(Step::Mount, at)?.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    if ctx.idmaps.get(index).is_some_and(Option::is_some) {
+        let tree = fetch_source(ctx, index, at)?;
+        let dir = is_dir(&tree)?;
+        return Ok((BindSource::Tree(tree), dir));
+    }
+    match std::fs::metadata(source) {
+        Ok(md) => Ok((BindSource::Path(sys::cstring(source).at(Step::Mount, at)?), md.is_dir())),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+            let fd = fetch_source(ctx, index, at)?;
+            let dir = is_dir(&fd)?;
+            Ok((BindSource::Fd(fd), dir))
+        }
+        Err(e) => Err(Failure::new(Step::Mount, at, &e)),
+    }
 }
 
 /// Asks the parent for the source of mount `index` (see `sources`): a

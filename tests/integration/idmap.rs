@@ -370,3 +370,24 @@ fn idmapped_bind_without_a_mount_namespace() {
     assert_eq!(owner(&report, "/mapped/root-file"), (100000, 100000));
     t.assert_clean(&t.id);
 }
+
+// A bind source whose parent directory a user namespace's root may not
+// search is opened by the runtime and mounted through its fd (userns.bats
+// "userns with 2 inaccessible mounts").
+#[test]
+fn a_bind_source_out_of_the_user_namespace_reach_is_mounted() {
+    let Some(mut t) = TestEnv::new() else { return };
+    with_userns(&mut t);
+    let closed = t.host_dir("closed");
+    fs::set_permissions(&closed, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let inner = closed.join("dir");
+    fs::create_dir(&inner).unwrap();
+    fs::write(inner.join("file"), "reached").unwrap();
+    add_mount(&mut t, bind_mount(&inner, "/reached", &[]));
+    t.args(&["checker", "--path", "/reached/file"]);
+    let report = t.run_checker(&t.id);
+    assert_eq!(report.path("/reached/file")["content"], "reached");
+    let fds: Vec<i64> = report.fds().into_iter().map(|(fd, _)| fd).collect();
+    assert_eq!(fds, [0, 1, 2], "{:?}", report.fds());
+    t.assert_clean(&t.id);
+}
