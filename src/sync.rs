@@ -16,6 +16,10 @@
 //!   writes uid_map/gid_map
 //!          Continue ─────────────────────▶
 //!                                            mounts
+//!          ◀──────────────── MountSource(i)   (per idmapped bind, or a bind
+//!   opens mount i's source in the            source the child cannot reach)
+//!   child's mount namespace
+//!          MountSource + fd ─────────────▶    mounts it
 //!          ◀──────────────── RuntimeHooks     (only if prestart/createRuntime hooks)
 //!   runs prestart + createRuntime hooks
 //!          Continue ─────────────────────▶    createContainer hooks, pivot_root,
@@ -58,6 +62,9 @@ pub enum Kind {
     /// Carries (as `arg`) the pid of the init the child forked into its
     /// new pid namespace.
     Forked = 10,
+    /// Child: "open the source of mount `arg`" (idmapped, or out of the
+    /// child's reach); parent: the answer, the source as SCM_RIGHTS.
+    MountSource = 11,
 }
 
 /// A step of the child's setup; named in error messages and the timeline.
@@ -285,7 +292,7 @@ pub struct Message {
     pub kind: Kind,
     pub failure: Option<Failure>,
     pub fd: Option<OwnedFd>,
-    /// A number the frame carries (Forked's pid).
+    /// A number the frame carries (Forked's pid, MountSource's mount index).
     pub arg: i32,
 }
 
@@ -358,6 +365,7 @@ pub fn recv(fd: RawFd) -> io::Result<Option<Message>> {
         8 => Kind::Console,
         9 => Kind::SeccompListener,
         10 => Kind::Forked,
+        11 => Kind::MountSource,
         _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown sync frame")),
     };
     let failure = (kind == Kind::Failed).then(|| {
@@ -446,6 +454,15 @@ mod tests {
         );
         assert_eq!((st_x.st_dev, st_x.st_ino), (st_p.st_dev, st_p.st_ino));
         assert!(recv(b.as_raw_fd()).unwrap().unwrap().fd.is_none());
+    }
+
+    #[test]
+    fn a_request_carries_its_argument() {
+        let (a, b) = sys::socketpair_seqpacket().unwrap();
+        send_arg(a.as_raw_fd(), Kind::MountSource, 17).unwrap();
+        let got = recv(b.as_raw_fd()).unwrap().unwrap();
+        assert_eq!((got.kind, got.arg), (Kind::MountSource, 17));
+        assert!(got.failure.is_none() && got.fd.is_none());
     }
 
     #[test]

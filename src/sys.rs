@@ -222,6 +222,29 @@ pub fn mount_setattr(
     attr_clr: u64,
     propagation: u64,
 ) -> io::Result<()> {
+    mount_setattr_raw(dirfd, path, flags, attr_set, attr_clr, propagation, 0)
+}
+
+/// Makes the detached mount `fd` (and, `recursive`, every mount below it)
+/// idmapped with the mappings of the user namespace `userns`.
+pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns: RawFd) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    mount_setattr_raw(fd, c"", flags, MOUNT_ATTR_IDMAP, 0, 0, userns as u64)
+}
+
+fn mount_setattr_raw(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: u32,
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -233,7 +256,7 @@ pub fn mount_setattr(
         attr_set,
         attr_clr,
         propagation,
-        userns_fd: 0,
+        userns_fd,
     };
     // SAFETY: `attr` matches the kernel's struct mount_attr (v0, 32 bytes).
     check(unsafe {
@@ -724,6 +747,20 @@ pub fn getpid() -> libc::pid_t {
 pub fn getegid() -> u32 {
     // SAFETY: getegid cannot fail.
     unsafe { libc::getegid() }
+}
+
+/// Sleeps until a signal ends the process (a helper that only holds a
+/// namespace open).
+pub fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause has no arguments and no memory effects.
+        unsafe { libc::pause() };
+    }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid has no arguments and cannot fail.
+    unsafe { libc::getppid() }
 }
 
 /// Ends the process at once: no atexit handlers, no destructors (in a

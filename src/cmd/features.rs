@@ -14,8 +14,9 @@ use crate::seccomp::{ACTIONS as SECCOMP_ACTIONS, ARCHES as SECCOMP_ARCHES, OPERA
 
 /// Every option `rootfs::mounts::parse_options` turns into a flag, a
 /// propagation or a recursive attribute (anything else goes to the
-/// filesystem as data). `tmpcopyup` is parsed but not implemented, and
-/// `idmap`/`ridmap` are refused, so neither is listed.
+/// filesystem as data). `tmpcopyup` is parsed but not implemented, so it is
+/// not listed; neither are `idmap`/`ridmap` (runc 1.4 reports them as
+/// `mountExtensions.idmap`).
 pub const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -201,7 +202,7 @@ fn features() -> Features {
                 flags: FLAGS.iter().map(|(n, _)| *n).collect(),
             },
             mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: false },
+                idmap: Enabled { enabled: true },
             },
         },
         annotations,

@@ -204,7 +204,7 @@ fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
     sys::umask(0);
 
     crate::phase!("mounts");
-    let root = rootfs::prepare(plan)?;
+    let root = rootfs::prepare(plan, sync_fd)?;
     if l.has_runtime_hooks {
         sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)?;

@@ -254,10 +254,11 @@ fn rootfs_plan<'a>(
         own_mount_ns: ns.new_mount,
         in_user_ns: ns.in_user_ns(),
         devices,
-        setup_dev: !rootfs::binds_dev(spec),
+        setup_dev: !rootfs::binds_dev(spec, &bundle.rootfs),
         cgroups,
         root_propagation,
         mount_label: process::lsm::mount_label_of(spec)?,
+        idmaps: rootfs::sources::plan(spec, ns)?,
     })
 }
 
@@ -610,6 +611,8 @@ fn waits_for_placed(launch: &Launch) -> bool {
 /// the pty master it sent, if any.
 fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<OwnedFd>> {
     let mut console = None;
+    // Made at the first MountSource request only.
+    let mut sources: Option<rootfs::sources::Server> = None;
     launch.hook_state.pid = pid;
     if let Some(adj) = launch.oom_score_adj {
         let proc = rootfs::procfs::Proc::open().context("open /proc")?;
@@ -646,6 +649,18 @@ fn follow_child(launch: &mut Launch, pid: i32, sync_fd: RawFd) -> Result<Option<
                 let json = launch.hook_state.hook_json(status);
                 seccomp::notify::send_to_agent(profile, pid, &json, fd)?;
                 sync::send(sync_fd, Kind::Continue)?;
+            }
+            Kind::MountSource => {
+                let Root::Build(plan) = &launch.root else {
+                    bail!("unexpected mount request from container init");
+                };
+                let server = sources.get_or_insert_with(|| {
+                    rootfs::sources::Server::new(&launch.bundle.spec, plan.bundle, &plan.idmaps, &launch.ns)
+                });
+                let index = u32::try_from(msg.arg).context("mount index from container init")?;
+                let fd = server.source(pid, index)?;
+                sync::send_with_fd(sync_fd, Kind::MountSource, fd.as_raw_fd())
+                    .with_context(|| format!("send the source of mount #{} to container init", msg.arg))?;
             }
             Kind::Console if msg.fd.is_some() && console.is_none() => console = msg.fd,
             Kind::Ready => return Ok(console),

@@ -9,6 +9,7 @@ pub mod no_pivot;
 pub mod paths;
 pub mod procfs;
 pub mod resolve;
+pub mod sources;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -36,14 +37,25 @@ pub struct Plan<'a> {
     pub root_propagation: libc::c_ulong,
     /// linux.mountLabel, for the mounts runc labels.
     pub mount_label: Option<crate::process::lsm::MountLabel>,
+    /// The idmapping of each mount, by index (empty when none has one).
+    pub idmaps: Vec<Option<sources::Idmap>>,
 }
 
+const RPRIVATE: libc::c_ulong = libc::MS_PRIVATE | libc::MS_REC;
+
 /// Mounts everything while the host's view is still around; returns an fd of
-/// the rootfs mount.
-pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
+/// the rootfs mount. Sources only the parent can open are asked for over
+/// `sync_fd`.
+pub fn prepare(plan: &Plan, sync_fd: std::os::fd::RawFd) -> Result<OwnedFd, Failure> {
     if plan.own_mount_ns {
-        // Nothing we mount may propagate back to the host.
-        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None).at(Step::RootPropagation, "/")?;
+        // Nothing we mount may propagate back to the host. A private root
+        // (the default) is made so now rather than at the end, as runc
+        // does, so that a mount's own `shared`/`slave` option holds.
+        let flags = match plan.root_propagation {
+            RPRIVATE => RPRIVATE,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        sys::mount(None, c"/", None, flags, None).at(Step::RootPropagation, "/")?;
     }
     let rootfs = sys::cstring(plan.rootfs).at(Step::BindRootfs, plan.rootfs.display())?;
     sys::mount(Some(&rootfs), &rootfs, None, libc::MS_BIND | libc::MS_REC, None)
@@ -53,12 +65,15 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, Failure> {
 
     let ctx = mounts::Context {
         root: root.as_raw_fd(),
+        rootfs: plan.rootfs,
         bundle: plan.bundle,
+        idmaps: &plan.idmaps,
+        sync_fd,
         cgroups: &plan.cgroups,
         mount_context: plan.mount_label.as_ref().map(|m| m.option.as_str()),
     };
-    for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
-        mounts::mount_entry(&ctx, m)?;
+    for (i, m) in plan.spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        mounts::mount_entry(&ctx, i, m)?;
         crate::debug!("mounted {}", m.destination().display());
     }
     if plan.setup_dev {
@@ -119,7 +134,7 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
     if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         sys::mount_setattr(libc::AT_FDCWD, c"/", 0, 0x1, 0, 0).at(Step::RootReadonly, "/")?;
     }
-    if plan.own_mount_ns {
+    if plan.own_mount_ns && plan.root_propagation != RPRIVATE {
         sys::mount(None, c"/", None, plan.root_propagation, None).at(Step::RootPropagation, "/")?;
     }
     Ok(())
@@ -130,7 +145,7 @@ pub fn finish(plan: &Plan) -> Result<(), Failure> {
 pub fn finish_readonly_mounts(plan: &Plan) -> Result<(), Failure> {
     let root = sys::openat(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).at(Step::Mount, "/")?;
     for m in plan.spec.mounts().as_deref().unwrap_or(&[]) {
-        mounts::finish_readonly(root.as_raw_fd(), m)?;
+        mounts::finish_readonly(root.as_raw_fd(), plan.rootfs, m)?;
     }
     Ok(())
 }
@@ -176,9 +191,9 @@ pub(crate) fn unescape_mountinfo(field: &str) -> PathBuf {
 }
 
 /// Whether the config bind mounts /dev itself (then xrun leaves it alone).
-pub fn binds_dev(spec: &Spec) -> bool {
+pub fn binds_dev(spec: &Spec, rootfs: &Path) -> bool {
     spec.mounts().as_deref().unwrap_or(&[]).iter().any(|m| {
-        resolve::clean(m.destination()) == Path::new("dev")
+        mounts::destination(rootfs, m) == Path::new("dev")
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .as_deref()

@@ -42,6 +42,8 @@ pub struct Options {
     pub data: Vec<String>,
     /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
     pub copyup: bool,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)); the last one wins.
+    pub idmap: Option<bool>,
 }
 
 impl Options {
@@ -95,7 +97,10 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
                 o.copyup = true;
                 continue;
             }
-            "idmap" | "ridmap" => return Err(format!("mount option {opt:?} is not supported yet")),
+            "idmap" | "ridmap" => {
+                o.idmap = Some(opt == "ridmap");
+                continue;
+            }
             other => {
                 if let Some((set, clr)) = recursive_attr(other) {
                     o.rec_set |= set;
@@ -227,16 +232,47 @@ impl CgroupLayout {
 /// Everything mounting needs that is not in the Mount itself.
 pub struct Context<'a> {
     pub root: RawFd,
+    /// The rootfs path: a destination spelled with it is taken as inside.
+    pub rootfs: &'a Path,
     pub bundle: &'a Path,
+    /// The idmapping of each mount, by index (see `sources`).
+    pub idmaps: &'a [Option<super::sources::Idmap>],
+    /// Where to ask the parent for a source (`sources`).
+    pub sync_fd: RawFd,
     pub cgroups: &'a CgroupLayout,
     /// `context="..."` from linux.mountLabel.
     pub mount_context: Option<&'a str>,
 }
 
-/// Mounts one config entry inside the rootfs. Its failures name the entry
-/// as runc's do: `"SRC" to rootfs at "DEST"`.
-pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
+/// How errors name a mount entry, as runc's do: `"SRC" to rootfs at "DEST"`
+/// (a bind's source as resolved against the bundle).
+pub fn entry_name(bundle: &Path, m: &Mount) -> String {
+    let is_bind = m.typ().as_deref() == Some("bind")
+        || parse_options(m.options().as_deref().unwrap_or(&[])).is_ok_and(|o| o.is_bind());
+    let bind_src = is_bind.then(|| bind_source(bundle, m.source().as_deref()));
+    let shown_src = bind_src.as_deref().or(m.source().as_deref()).unwrap_or(Path::new(""));
+    format!(
+        "{} to rootfs at {}",
+        quote(&shown_src.to_string_lossy()),
+        quote(&m.destination().to_string_lossy())
+    )
+}
+
+/// A destination as a path relative to the root. One spelled with the
+/// rootfs path in front is taken as inside it (runc strips it too).
+pub fn destination(rootfs: &Path, m: &Mount) -> PathBuf {
     let dest = resolve::clean(m.destination());
+    let root = resolve::clean(rootfs);
+    match dest.strip_prefix(&root) {
+        Ok(inside) if !root.as_os_str().is_empty() => inside.to_path_buf(),
+        _ => dest,
+    }
+}
+
+/// Mounts config entry number `index` inside the rootfs. Its failures name
+/// the entry as runc's do: `"SRC" to rootfs at "DEST"`.
+pub fn mount_entry(ctx: &Context, index: usize, m: &Mount) -> Result<(), Failure> {
+    let dest = destination(ctx.rootfs, m);
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or(match &opts {
         Ok(o) if o.is_bind() => "bind",
@@ -244,18 +280,13 @@ pub fn mount_entry(ctx: &Context, m: &Mount) -> Result<(), Failure> {
     });
     let is_bind = typ == "bind" || opts.as_ref().is_ok_and(|o| o.is_bind());
     let bind_src = is_bind.then(|| bind_source(ctx.bundle, m.source().as_deref()));
-    let shown_src = bind_src.as_deref().or(m.source().as_deref()).unwrap_or(Path::new(""));
-    let at = format!(
-        "{} to rootfs at {}",
-        quote(&shown_src.to_string_lossy()),
-        quote(&m.destination().to_string_lossy())
-    );
+    let at = entry_name(ctx.bundle, m);
     let opts = opts.map_err(|_| Failure::errno(Step::Mount, &at, libc::EINVAL))?;
 
     if let Some(source) = &bind_src {
-        let is_dir = std::fs::metadata(source).at(Step::Mount, &at)?.is_dir();
+        let (source, is_dir) = open_bind_source(ctx, index, source, &at)?;
         let target = resolve::ensure(ctx.root, &dest, !is_dir).at(Step::CreateMountpoint, &at)?;
-        bind(ctx, source, &target, &dest, &at, &opts)?;
+        bind(ctx, &source, &target, &dest, &at, &opts)?;
     } else if matches!(typ, "proc" | "sysfs") {
         // A symlink here would put procfs or sysfs wherever the image
         // points it (CVE-2019-19921): the destination must be a directory.
@@ -314,14 +345,54 @@ fn fd_dir(fd: RawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{fd}"))
 }
 
+/// The source of bind mount `index` and whether it is a directory: the
+/// path itself, or what the parent opened for us (an idmapped tree, or a
+/// source out of reach of a user namespace's root).
+fn open_bind_source(ctx: &Context, index: usize, source: &Path, at: &str) -> Result<(BindSource, bool), Failure> {
+    let is_dir = |fd: &OwnedFd| -> Result<bool, Failure> {
+        Ok(sys::fstat(fd.as_raw_fd()).at(Step::Mount, at)?.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    if ctx.idmaps.get(index).is_some_and(Option::is_some) {
+        let tree = fetch_source(ctx, index, at)?;
+        let dir = is_dir(&tree)?;
+        return Ok((BindSource::Tree(tree), dir));
+    }
+    match std::fs::metadata(source) {
+        Ok(md) => Ok((BindSource::Path(sys::cstring(source).at(Step::Mount, at)?), md.is_dir())),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+            let fd = fetch_source(ctx, index, at)?;
+            let dir = is_dir(&fd)?;
+            Ok((BindSource::Fd(fd), dir))
+        }
+        Err(e) => Err(Failure::new(Step::Mount, at, &e)),
+    }
+}
+
+/// Asks the parent for the source of mount `index` (see `sources`): a
+/// detached idmapped tree or an O_PATH fd. If the parent cannot make it, it
+/// reports why and ends us: EOF here.
+fn fetch_source(ctx: &Context, index: usize, at: &str) -> Result<OwnedFd, Failure> {
+    crate::sync::send_arg(ctx.sync_fd, crate::sync::Kind::MountSource, index as i32).at(Step::Protocol, "")?;
+    match crate::sync::recv(ctx.sync_fd) {
+        Ok(Some(crate::sync::Message {
+            kind: crate::sync::Kind::MountSource,
+            fd: Some(fd),
+            ..
+        })) => Ok(fd),
+        Ok(None) => sys::exit_now(1),
+        Ok(Some(_)) => Err(Failure::errno(Step::Protocol, "unexpected message", libc::EPROTO)),
+        Err(e) => Err(Failure::new(Step::Mount, at, &e)),
+    }
+}
+
 /// Makes a mount that `mount_entry` left read-write for later work
 /// read-only, as its options asked.
-pub fn finish_readonly(root: RawFd, m: &Mount) -> Result<(), Failure> {
+pub fn finish_readonly(root: RawFd, rootfs: &Path, m: &Mount) -> Result<(), Failure> {
     let Ok(opts) = parse_options(m.options().as_deref().unwrap_or(&[])) else {
         return Ok(());
     };
     let typ = m.typ().as_deref().unwrap_or("none");
-    let dest = resolve::clean(m.destination());
+    let dest = destination(rootfs, m);
     if opts.flags & libc::MS_RDONLY == 0 || opts.is_bind() || !delays_readonly(typ, &dest) {
         return Ok(());
     }
@@ -356,7 +427,7 @@ fn mount_fs(target: &OwnedFd, typ: &str, m: &Mount, opts: &Options, context: Opt
 }
 
 /// Relative bind sources are relative to the bundle, as runc resolves them.
-fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
+pub fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
     match source {
         Some(s) if s.is_absolute() => s.to_path_buf(),
         Some(s) => bundle.join(s),
@@ -364,19 +435,35 @@ fn bind_source(bundle: &Path, source: Option<&Path>) -> PathBuf {
     }
 }
 
+/// What a bind mounts.
+enum BindSource {
+    /// A path the init reaches itself.
+    Path(CString),
+    /// An O_PATH fd of a source the parent opened for us.
+    Fd(OwnedFd),
+    /// A detached (idmapped) mount tree the parent made, attached with
+    /// move_mount.
+    Tree(OwnedFd),
+}
+
 /// Bind mounts `source` onto the target fd, then applies the per-mount flags
 /// (a bind ignores them on the first call: the kernel needs a remount).
 /// `at` names the entry in errors.
-fn bind(ctx: &Context, source: &Path, target: &OwnedFd, dest: &Path, at: &str, opts: &Options) -> Result<(), Failure> {
-    let src = sys::cstring(source).at(Step::Mount, at)?;
+fn bind(
+    ctx: &Context,
+    source: &BindSource,
+    target: &OwnedFd,
+    dest: &Path,
+    at: &str,
+    opts: &Options,
+) -> Result<(), Failure> {
     let tpath = resolve::fd_path(target.as_raw_fd());
-    sys::mount(
-        Some(&src),
-        &tpath,
-        None,
-        opts.flags & (libc::MS_BIND | libc::MS_REC),
-        None,
-    )
+    let flags = opts.flags & (libc::MS_BIND | libc::MS_REC);
+    match source {
+        BindSource::Path(src) => sys::mount(Some(src), &tpath, None, flags, None),
+        BindSource::Fd(fd) => sys::mount(Some(&resolve::fd_path(fd.as_raw_fd())), &tpath, None, flags, None),
+        BindSource::Tree(tree) => sys::move_mount_fd(tree.as_raw_fd(), target.as_raw_fd()),
+    }
     .at(Step::Mount, at)?;
     let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if extra == 0 && opts.cleared == 0 {
@@ -665,8 +752,29 @@ mod tests {
     }
 
     #[test]
-    fn idmap_is_refused_clearly() {
-        assert!(parse_options(&["idmap".to_string()]).is_err());
+    fn idmap_and_ridmap_are_options_the_last_one_wins() {
+        assert_eq!(parse(&["bind", "idmap"]).idmap, Some(false));
+        assert_eq!(parse(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(parse(&["ridmap", "idmap"]).idmap, Some(false));
+        assert_eq!(parse(&["rbind"]).idmap, None);
+        assert!(parse(&["idmap"]).data.is_empty());
+    }
+
+    fn mount_at(dest: &str) -> Mount {
+        serde_json::from_value(serde_json::json!({"destination": dest, "type": "tmpfs"})).unwrap()
+    }
+
+    #[test]
+    fn a_destination_spelled_with_the_rootfs_is_inside_it() {
+        let root = Path::new("/b/rootfs");
+        assert_eq!(destination(root, &mount_at("/b/rootfs/mnt/x")), PathBuf::from("mnt/x"));
+        assert_eq!(
+            destination(root, &mount_at("/b/rootfs/../rootfs/a")),
+            PathBuf::from("a")
+        );
+        assert_eq!(destination(root, &mount_at("/mnt")), PathBuf::from("mnt"));
+        assert_eq!(destination(root, &mount_at("/b/rootfsx")), PathBuf::from("b/rootfsx"));
+        assert_eq!(destination(root, &mount_at("tmp/a")), PathBuf::from("tmp/a"));
     }
 
     #[test]

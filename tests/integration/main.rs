@@ -22,6 +22,7 @@ mod exec;
 mod exec_cgroup;
 mod hardening_fds;
 mod hooks;
+mod idmap;
 mod interrupted;
 mod lifecycle;
 mod lifecycle_extra;

@@ -345,3 +345,38 @@ fn mappings_must_match_a_joined_user_namespace() {
     unbind(&user_path);
     t.assert_clean(&joiner);
 }
+
+// userns.bats "userns with 2 inaccessible mounts": a bind source below a
+// directory only the host's root may enter is opened for the container by
+// the runtime, so its root (host uid 100000) can still bind it.
+#[test]
+fn bind_sources_the_user_namespace_cannot_reach() {
+    let Some(mut t) = TestEnv::new() else { return };
+    set_namespace(&mut t.config, "user", None);
+    let mapping = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    t.config["linux"]["uidMappings"] = mapping.clone();
+    t.config["linux"]["gidMappings"] = mapping;
+    let mut probes = vec!["checker".to_string()];
+    for n in 1..=2 {
+        let private = t.host_dir(&format!("private-{n}"));
+        let dir = private.join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("foo.txt"), format!("file {n}")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dest = format!("/tmp/mount-{n}");
+        t.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(mount(&dest, "bind", s(&dir), &["bind"]));
+        probes.extend(["--path".to_string(), format!("{dest}/foo.txt")]);
+    }
+    let probes: Vec<&str> = probes.iter().map(String::as_str).collect();
+    t.args(&probes);
+    let report = t.run_checker(&t.id);
+    for n in 1..=2 {
+        let file = &report.0["paths"][n - 1];
+        assert_eq!(file["content"], json!(format!("file {n}")), "{file}");
+    }
+    t.assert_clean(&t.id);
+}
