@@ -281,17 +281,17 @@ APPEND+=" systemd.unit=xrun-ci.target systemd.hostname=xrun-sdvm"
 [ "$VERBOSE" = 1 ] || APPEND+=" quiet"
 QEMU=(
     qemu-system-x86_64 -name xrun-sdvm
-    -machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEMORY"
+    -machine "q35,accel=tcg" -cpu max -smp "$CPUS" -m "$MEMORY"
     -nodefaults -no-user-config -no-reboot -display none
     -kernel "$KERNEL" -initrd "$RUN/initramfs.cpio" -append "$APPEND"
     -chardev "file,id=con,path=$RUN/console.log" -serial chardev:con
     -device virtio-serial-pci
-    -chardev "file,id=out,path=$RUN/stdout" -device virtserialport,chardev=out,name=xrun.stdout
-    -chardev "file,id=err,path=$RUN/stderr" -device virtserialport,chardev=err,name=xrun.stderr
+    -chardev "file,id=out,path=$RUN/stdout" -device "virtserialport,chardev=out,name=xrun.stdout"
+    -chardev "file,id=err,path=$RUN/stderr" -device "virtserialport,chardev=err,name=xrun.stderr"
     -fsdev "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"
-    -device virtio-9p-pci,fsdev=root,mount_tag=xrun.root
+    -device "virtio-9p-pci,fsdev=root,mount_tag=xrun.root"
     -fsdev "local,id=run,path=$RUN,security_model=none,multidevs=remap"
-    -device virtio-9p-pci,fsdev=run,mount_tag=xrun.run
+    -device "virtio-9p-pci,fsdev=run,mount_tag=xrun.run"
     "${QEMU_SHARES[@]}"
     -device virtio-rng-pci
 )
