@@ -171,6 +171,12 @@ cleanup_cgroups() {
     for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/*/xrun-e2e-docker /sys/fs/cgroup/*/xrun-e2e-podman \
         /sys/fs/cgroup/*/"$NS"-bench; do
         [ -d "$d" ] || continue
+        # conmon makes its cgroup dirs, with a "tasks" file, even where no
+        # hierarchy is mounted: plain dirs on /sys/fs/cgroup's tmpfs.
+        if [ "$(stat -f -c %T "$d")" = tmpfs ]; then
+            rm -rf -- "$d"
+            continue
+        fi
         find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
     true
