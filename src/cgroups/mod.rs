@@ -46,7 +46,7 @@ pub struct Record {
 
 impl Record {
     /// A record of no directories yet, for a host of `kind`.
-    fn empty(kind: Kind) -> Record {
+    pub fn empty(kind: Kind) -> Record {
         Record {
             kind,
             unified: None,
@@ -123,6 +123,68 @@ pub struct Prepared {
     pub record: Record,
     /// cgroup v2: the directory for CLONE_INTO_CGROUP.
     pub clone_into: Option<OwnedFd>,
+    /// Rootless: some hierarchies were skipped, not permitted to us.
+    pub skipped: bool,
+}
+
+/// Rootless (runc's rules): a cgroup directory we are not permitted to
+/// make, or join, is skipped when no cgroupsPath was configured; a limit
+/// that needs it then fails. Decided only once something is refused, so
+/// root's path never asks.
+struct Denied {
+    explicit_path: bool,
+    rootless: Option<bool>,
+    skipped: bool,
+}
+
+impl Denied {
+    fn new(spec: &Spec) -> Denied {
+        let configured = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref());
+        Denied {
+            explicit_path: configured.is_some_and(|p| !p.as_os_str().is_empty()),
+            rootless: None,
+            skipped: false,
+        }
+    }
+
+    fn rootless(&mut self) -> bool {
+        *self.rootless.get_or_insert_with(crate::rootless::cgroups)
+    }
+
+    /// Whether `e` (making or entering a cgroup) may be skipped.
+    fn may_skip(&mut self, e: &anyhow::Error) -> bool {
+        let denied = matches!(io_errno(e), Some(libc::EACCES | libc::EPERM | libc::EROFS));
+        denied && !self.explicit_path && self.rootless()
+    }
+
+    /// Makes `dir` (recording it); false when it is to be skipped, with
+    /// whatever part of it was made removed again.
+    fn mkdir(&mut self, dir: &Path, created: &mut Vec<PathBuf>) -> Result<bool> {
+        let before = created.len();
+        let made = mkdir_all(dir, created).and_then(|()| self.check_joinable(dir));
+        match made {
+            Ok(()) => Ok(true),
+            Err(e) if self.may_skip(&e) => {
+                crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
+                for d in created.drain(before..).rev() {
+                    let _ = std::fs::remove_dir(d);
+                }
+                self.skipped = true;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Not root: a cgroup that existed before must let us write its
+    /// cgroup.procs (checked here, before anything is cloned).
+    fn check_joinable(&mut self, dir: &Path) -> Result<()> {
+        if !crate::rootless::euid() {
+            return Ok(());
+        }
+        let procs = dir.join("cgroup.procs");
+        crate::sys::access_writable(&procs).with_context(|| format!("join cgroup {}", dir.display()))
+    }
 }
 
 /// The cgroupsPath to use: the config's, or the container id (relative,
@@ -149,6 +211,22 @@ pub fn dir_in(mount: &Path, own: Option<&Path>, path: &Path, v2_unified: bool) -
         own
     };
     layout::below(mount, &base.join(path))
+}
+
+/// The cgroup this process is in, one directory per hierarchy (v1 mounts,
+/// then cgroup2): what a container without its own cgroup is in.
+pub fn current_dirs(layout: &Layout) -> Vec<PathBuf> {
+    let own = layout::own_cgroups();
+    let in_own = |mount: &Path, key: &str| layout::below(mount, own.get(key).map_or(Path::new("/"), PathBuf::as_path));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (name, mount) in &layout.v1 {
+        let dir = in_own(mount, name);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.extend(layout.unified.as_deref().map(|u| in_own(u, "")));
+    dirs
 }
 
 /// mkdir -p that records which directories it made.
@@ -311,10 +389,15 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
         .unwrap_or(&[]);
     refuse_busy(planned)?;
     let own = layout::own_cgroups();
-    match build(layout, &own, &path, resources, devices, &mut record) {
+    let mut denied = Denied::new(spec);
+    match build(layout, &own, &path, resources, devices, &mut record, &mut denied) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
-            Ok(Prepared { record, clone_into })
+            Ok(Prepared {
+                record,
+                clone_into,
+                skipped: denied.skipped,
+            })
         }
         Err(e) => {
             remove_dirs(&record);
@@ -422,12 +505,26 @@ fn build(
     r: &LinuxResources,
     devices: &[oci_spec::runtime::LinuxDevice],
     record: &mut Record,
+    denied: &mut Denied,
 ) -> Result<Option<OwnedFd>> {
     if layout.kind == Kind::Unified {
         let mount = Path::new(layout::ROOT);
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
-        mkdir_all(&dir, &mut record.created)?;
-        enable_controllers(mount, &dir, &v2::controllers_needed(r))?;
+        let needed = v2::controllers_needed(r);
+        match mkdir_all(&dir, &mut record.created).and_then(|()| denied.check_joinable(&dir)) {
+            Err(e) if denied.may_skip(&e) && needed.is_empty() => {
+                crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
+                denied.skipped = true;
+                return Ok(None);
+            }
+            Err(e) if denied.may_skip(&e) => {
+                return Err(
+                    e.context("rootless needs no limits + no cgrouppath when no permission is granted for cgroups")
+                )
+            }
+            other => other?,
+        }
+        enable_controllers(mount, &dir, &needed)?;
         let mut writer = Writer::default();
         for w in v2::writes(r)? {
             writer.write(&dir, &w)?;
@@ -439,8 +536,13 @@ fn build(
         // program, attached before the init is cloned into the cgroup.
         if let Some(rules) = with_default_devices(r, devices).devices() {
             let prog = v2::devices::program(rules)?;
-            v2::devices::load_and_attach(fd.as_fd(), &prog)
-                .with_context(|| format!("apply the device rules to cgroup {}", dir.display()))?;
+            let attached = v2::devices::load_and_attach(fd.as_fd(), &prog)
+                .with_context(|| format!("apply the device rules to cgroup {}", dir.display()));
+            match attached {
+                // Not expected to work unprivileged (runc ignores it too).
+                Err(e) if denied.rootless() => crate::debug!("cgroups: rootless, device rules not applied: {e:#}"),
+                other => other?,
+            }
         }
         record.unified = Some(dir);
         return Ok(Some(fd));
@@ -454,7 +556,9 @@ fn build(
         if record.v1.contains(&dir) {
             continue;
         }
-        mkdir_all(&dir, &mut record.created)?;
+        if !denied.mkdir(&dir, &mut record.created)? {
+            continue;
+        }
         if layout.v1.get("cpuset") == Some(mount) {
             init_cpuset(mount, &dir)?;
         }
@@ -470,7 +574,21 @@ fn build(
         match layout.v1.get(controller) {
             Some(mount) => {
                 let dir = dir_in(mount, own.get(controller).map(PathBuf::as_path), path, false);
-                writer.write(&dir, &w)?;
+                // Device rules are not expected to work unprivileged: runc
+                // ignores them; any other limit needs its cgroup.
+                let devices = controller == "devices";
+                if denied.skipped && !record.v1.contains(&dir) {
+                    if devices {
+                        continue;
+                    }
+                    return Err(crate::rootless::no_cgroup_for(controller, &dir));
+                }
+                match writer.write(&dir, &w) {
+                    Err(e) if devices && denied.rootless() => {
+                        crate::debug!("cgroups: rootless, device rules not applied: {e:#}")
+                    }
+                    other => other?,
+                }
             }
             // Hybrid hosts may bind a controller (hugetlb, here) to cgroup2.
             None if unified_controllers.iter().any(|c| c == controller) => on_unified.push(controller),
@@ -483,7 +601,13 @@ fn build(
     }
     if let Some(mount) = &layout.unified {
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, false);
-        mkdir_all(&dir, &mut record.created)?;
+        if !denied.mkdir(&dir, &mut record.created)? {
+            if let Some(controller) = on_unified.first() {
+                return Err(crate::rootless::no_cgroup_for(controller, &dir));
+            }
+            writer.finish()?;
+            return Ok(None);
+        }
         if !on_unified.is_empty() {
             enable_controllers(mount, &dir, &on_unified)?;
             for controller in &on_unified {

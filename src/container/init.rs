@@ -71,6 +71,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         fork_init(sync_fd)?;
     }
     // Joined: their fds must not stay open in a created init.
+    let in_user_ns = l.ns.in_user_ns();
     l.ns.child_joins.clear();
     if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
         sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
@@ -127,7 +128,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         // the user switch below may drop: load it now (runc's order).
         load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
-    p.switch_user(l.ns.in_user_ns())?;
+    p.switch_user(in_user_ns)?;
     p.caps.apply()?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;

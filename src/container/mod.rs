@@ -130,6 +130,10 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     let terminal = spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false));
     console::check_flags(terminal, detached, args.console_socket.as_deref())?;
     let ns = namespaces::Plan::from_spec(spec)?;
+    if crate::rootless::euid() {
+        crate::rootless::validate(spec)?;
+        crate::rootless::check_state_root(root)?;
+    }
     let console_plan = spec
         .process()
         .as_ref()
@@ -324,11 +328,19 @@ fn start_init(
     };
     let record = cgroup.record.clone();
     if let Root::Build(plan) = &mut launch.root {
-        // The cgroup mount binds these in (see mounts::mount_cgroup).
+        // The cgroup mount binds these in (see mounts::mount_cgroup); a
+        // hierarchy skipped (rootless) shows the cgroup we are in, as runc's.
         plan.cgroups.set_own_dirs(record.dirs())?;
+        if cgroup.skipped {
+            plan.cgroups.set_own_dirs(cgroups::current_dirs(cgroup_layout).iter())?;
+        }
     }
-    launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, sockets, Some(dir))?;
+    // Rootless without any cgroup: the state says so, and the verbs find
+    // the container's processes as for a state without one.
+    let has_cgroup = record.dirs().next().is_some();
+    launch.hook_state.cgroup = Some(cgroup.record).filter(|_| has_cgroup);
+    let record = Some(&record).filter(|_| has_cgroup);
+    let (pid, pidfd, parent_sync, console) = spawn(launch, record, cgroup.clone_into, sockets, Some(dir))?;
     match record_created(dir, launch, pid, &parent_sync, pid_file) {
         Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
         Err(e) => {

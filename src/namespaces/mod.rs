@@ -31,6 +31,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use crate::sync::{At, Failure, Step};
 use crate::sys;
 
+pub mod idmap;
 pub mod userns;
 
 /// A namespace to join by path, opened (and type-checked) in the parent.
@@ -70,6 +71,10 @@ pub struct Plan {
     /// the pid namespace and forks the init into it (`unshare_flags` has
     /// CLONE_NEWPID), as only children enter a new pid namespace.
     pub fork_for_pid: bool,
+    /// A new user namespace whose maps an unprivileged parent writes: the
+    /// child must be dumpable meanwhile, so that its /proc files (and
+    /// newuidmap's check of their owner) are ours, not root's.
+    pub unprivileged_maps: bool,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -204,6 +209,7 @@ impl Plan {
             time_offsets,
             joined_user_maps,
             fork_for_pid,
+            unprivileged_maps: new & libc::CLONE_NEWUSER != 0 && crate::rootless::euid(),
         })
     }
 
@@ -243,6 +249,17 @@ impl Plan {
                 child_joins.push(join);
             }
         }
+        // Not root, we may only join the container's pid namespace from
+        // inside its user namespace: the child joins both and forks the
+        // process into it, as for a new pid namespace beside a joined user
+        // namespace.
+        let mut fork_for_pid = false;
+        if crate::rootless::euid() && child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER) {
+            if let Some(at) = parent_joins.iter().position(|j| j.flag == libc::CLONE_NEWPID) {
+                child_joins.push(parent_joins.remove(at));
+                fork_for_pid = true;
+            }
+        }
         sort_joins(&mut child_joins);
         Ok(Plan {
             clone_flags: 0,
@@ -256,7 +273,8 @@ impl Plan {
             late_cgroupns: false,
             time_offsets: None,
             joined_user_maps: None,
-            fork_for_pid: false,
+            fork_for_pid,
+            unprivileged_maps: false,
         })
     }
 
@@ -291,7 +309,13 @@ impl Plan {
             sys::unshare(self.unshare_flags).at(Step::Unshare, "")?;
         }
         if self.new_user {
+            if self.unprivileged_maps {
+                sys::prctl(libc::PR_SET_DUMPABLE, 1).at(Step::None, "dumpable")?;
+            }
             wait_for_maps()?;
+            if self.unprivileged_maps {
+                sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+            }
             // Become root of the new user namespace, so files we create are
             // owned by a mapped id.
             become_root()?;
@@ -436,17 +460,16 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let (Some(uids), Some(gids)) = (uids, gids) else {
         bail!("a new user namespace needs linux.uidMappings and linux.gidMappings");
     };
+    if crate::rootless::euid() {
+        return idmap::write_rootless(pid, uids, gids);
+    }
     write_map(pid, "uid_map", uids)?;
     write_map(pid, "gid_map", gids)
 }
 
 fn write_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
-    let text: String = maps
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
     let path = format!("/proc/{pid}/{file}");
-    fs::write(&path, text).with_context(|| format!("write {path}"))
+    fs::write(&path, idmap::map_text(maps)).with_context(|| format!("write {path}"))
 }
 
 #[cfg(test)]
