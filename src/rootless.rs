@@ -166,6 +166,15 @@ fn is_mapped(maps: &[LinuxIdMapping], id: u32) -> bool {
         .any(|m| id >= m.container_id() && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size()))
 }
 
+/// runc's rule for every process of a rootless container: supplementary
+/// groups cannot be set by a user that is not root.
+pub fn check_process(additional_gids: &[u32]) -> Result<()> {
+    if euid() && !additional_gids.is_empty() {
+        bail!("cannot set any additional groups in a rootless container");
+    }
+    Ok(())
+}
+
 /// The error for a limit whose cgroup `dir` could not be made or joined
 /// (runc's words, then which delegation is missing).
 pub fn no_cgroup_for(controller: &str, dir: &Path) -> anyhow::Error {

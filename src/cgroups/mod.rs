@@ -133,6 +133,8 @@ pub struct Prepared {
 /// root's path never asks.
 struct Denied {
     explicit_path: bool,
+    /// Not root: a cgroup we did not make must also be ours to join.
+    unprivileged: bool,
     rootless: Option<bool>,
     skipped: bool,
 }
@@ -142,6 +144,7 @@ impl Denied {
         let configured = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref());
         Denied {
             explicit_path: configured.is_some_and(|p| !p.as_os_str().is_empty()),
+            unprivileged: crate::rootless::euid(),
             rootless: None,
             skipped: false,
         }
@@ -178,8 +181,8 @@ impl Denied {
 
     /// Not root: a cgroup that existed before must let us write its
     /// cgroup.procs (checked here, before anything is cloned).
-    fn check_joinable(&mut self, dir: &Path) -> Result<()> {
-        if !crate::rootless::euid() {
+    fn check_joinable(&self, dir: &Path) -> Result<()> {
+        if !self.unprivileged {
             return Ok(());
         }
         let procs = dir.join("cgroup.procs");

@@ -130,15 +130,16 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     let terminal = spec.process().as_ref().is_some_and(|p| p.terminal().unwrap_or(false));
     console::check_flags(terminal, detached, args.console_socket.as_deref())?;
     let ns = namespaces::Plan::from_spec(spec)?;
-    if crate::rootless::euid() {
-        crate::rootless::validate(spec)?;
-        crate::rootless::check_state_root(root)?;
-    }
     let console_plan = spec
         .process()
         .as_ref()
         .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    if crate::rootless::euid() {
+        crate::rootless::validate(spec)?;
+        crate::rootless::check_process(process.as_ref().map_or(&[][..], |p| &p.additional_gids))?;
+        crate::rootless::check_state_root(root)?;
+    }
     // process.execCPUAffinity is not for the init (runtime spec): its mask
     // is reset once it is placed (`reset_affinity`).
     if let Some(p) = process.as_mut() {

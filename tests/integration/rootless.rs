@@ -426,3 +426,22 @@ fn without_xdg_runtime_dir_the_error_says_what_to_do() {
         "{msgs:?}"
     );
 }
+
+#[test]
+fn supplementary_groups_are_refused_in_one_line() {
+    let Some(mut rl) = Rootless::new() else { return };
+    let id = rl.new_id("rl-groups");
+    rl.write_spec(|s| {
+        s["process"]["args"] = json!(["true"]);
+        s["process"]["user"]["additionalGids"] = json!([5]);
+    });
+    let out = rl.rt(&["run", &id]);
+    out.assert_fails();
+    let msgs = out.error_msgs();
+    assert_eq!(msgs.len(), 1, "{out:?}");
+    assert!(
+        msgs[0].contains("cannot set any additional groups in a rootless container"),
+        "{msgs:?}"
+    );
+    rl.assert_clean(&id);
+}
