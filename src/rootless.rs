@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
+use crate::namespaces::userns::{IdMap, UserMaps};
 use crate::sys;
 
 /// `--rootless`: Some(bool) when forced, None for auto.
@@ -129,7 +130,7 @@ pub fn check_state_root(root: &Path) -> Result<()> {
 /// runc's checks of a config run by a user that is not root: a user
 /// namespace, mappings for it (unless joined), and uid=/gid= mount options
 /// that name mapped ids.
-pub fn validate(spec: &Spec) -> Result<()> {
+pub fn validate(spec: &Spec, joined: Option<&UserMaps>) -> Result<()> {
     let linux = spec.linux().as_ref();
     let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
     let Some(user) = namespaces.iter().find(|n| n.typ() == LinuxNamespaceType::User) else {
@@ -145,11 +146,20 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!("rootless containers requires at least one GID mapping");
         }
     }
+    // A joined namespace's own maps count, not the config's (runc's too).
+    let ranges = |config: &[LinuxIdMapping], joined: Option<&Vec<IdMap>>| -> Vec<(u32, u32)> {
+        match joined {
+            Some(maps) => maps.iter().map(|&(c, _, n)| (c, n)).collect(),
+            None => config.iter().map(|m| (m.container_id(), m.size())).collect(),
+        }
+    };
+    let uid_ranges = ranges(uids, joined.map(|j| &j.uids));
+    let gid_ranges = ranges(gids, joined.map(|j| &j.gids));
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         for opt in m.options().as_deref().unwrap_or(&[]) {
             let (maps, value) = match opt.split_once('=') {
-                Some(("uid", v)) => (uids, v),
-                Some(("gid", v)) => (gids, v),
+                Some(("uid", v)) => (&uid_ranges, v),
+                Some(("gid", v)) => (&gid_ranges, v),
                 _ => continue,
             };
             let Ok(id) = value.parse::<u32>() else { continue };
@@ -161,9 +171,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn is_mapped(maps: &[LinuxIdMapping], id: u32) -> bool {
-    maps.iter()
-        .any(|m| id >= m.container_id() && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size()))
+/// Whether `id` falls in one of the (first container id, size) ranges.
+fn is_mapped(ranges: &[(u32, u32)], id: u32) -> bool {
+    ranges
+        .iter()
+        .any(|&(first, size)| id >= first && u64::from(id) < u64::from(first) + u64::from(size))
 }
 
 /// runc's rule for every process of a rootless container: supplementary
@@ -214,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_rootless_config_needs_a_mapped_user_namespace() {
-        let err = |v| validate(&spec(v)).unwrap_err().to_string();
+        let err = |v| validate(&spec(v), None).unwrap_err().to_string();
         assert_eq!(
             err(serde_json::json!({"linux": {"namespaces": [{"type": "mount"}]}})),
             "rootless container requires user namespaces"
@@ -228,11 +240,24 @@ mod tests {
             "linux": {"namespaces": [{"type": "user"}], "uidMappings": map, "gidMappings": map},
             "mounts": [{"destination": "/dev/pts", "type": "devpts", "options": ["gid=0", "mode=620"]}]
         });
-        assert!(validate(&spec(ok.clone())).is_ok());
+        assert!(validate(&spec(ok.clone()), None).is_ok());
         let mut bad = ok;
         bad["mounts"][0]["options"] = serde_json::json!(["gid=5"]);
         assert!(err(bad).starts_with("cannot specify gid=5 mount option for rootless container"));
         let joined = serde_json::json!({"linux": {"namespaces": [{"type": "user", "path": "/proc/1/ns/user"}]}});
-        assert!(validate(&spec(joined)).is_ok());
+        assert!(validate(&spec(joined.clone()), None).is_ok());
+        // Joined, the namespace's maps decide.
+        let mut devpts = joined;
+        devpts["mounts"] = serde_json::json!([{"destination": "/dev/pts", "type": "devpts", "options": ["gid=5"]}]);
+        let maps = UserMaps {
+            uids: vec![(0, 1000, 1)],
+            gids: vec![(0, 1000, 1), (1, 200010, 20)],
+        };
+        assert!(validate(&spec(devpts.clone()), Some(&maps)).is_ok());
+        let only_root = UserMaps {
+            uids: vec![(0, 1000, 1)],
+            gids: vec![(0, 1000, 1)],
+        };
+        assert!(validate(&spec(devpts), Some(&only_root)).is_err());
     }
 }

@@ -415,7 +415,10 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
 /// created, so a refusal leaves nothing behind; the existing cgroup is not
 /// touched. Every hierarchy is checked (runc looks only at "devices").
 fn refuse_busy(planned: &Record) -> Result<()> {
-    for dir in planned.dirs().filter(|d| d.is_dir()) {
+    // Not root, a cgroup we may not join is never ours (rootless skips it).
+    let unprivileged = crate::rootless::euid();
+    let ours = |d: &PathBuf| !unprivileged || crate::sys::access_writable(&d.join("cgroup.procs")).is_ok();
+    for dir in planned.dirs().filter(|d| d.is_dir() && ours(d)) {
         let n = count_procs(dir);
         if n > 0 {
             bail!("container's cgroup is not empty: {n} process(es) found");
@@ -426,7 +429,7 @@ fn refuse_busy(planned: &Record) -> Result<()> {
     // A cgroup yet to be made freezes with its parent: check the nearest
     // existing directory.
     let existing = |d: &PathBuf| d.ancestors().find(|a| a.is_dir()).map(Path::to_path_buf);
-    if freezers.filter_map(existing).any(|d| is_dir_frozen(&d)) {
+    if freezers.filter_map(existing).any(|d| ours(&d) && is_dir_frozen(&d)) {
         bail!("container's cgroup unexpectedly frozen");
     }
     Ok(())

@@ -52,8 +52,11 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     // neither while we wait in `created` nor for the container.
     close_unneeded_fds(l)?;
     sys::reset_signals();
-    // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+    // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code
+    // (but the user of a rootless container, see `rootless`).
+    if !l.ns.rootless {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+    }
 
     if super::waits_for_placed(l) {
         // Our cgroup namespace must be rooted at the container's cgroup,

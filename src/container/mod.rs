@@ -136,7 +136,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
     if crate::rootless::euid() {
-        crate::rootless::validate(spec)?;
+        crate::rootless::validate(spec, ns.joined_user_maps.as_ref())?;
         crate::rootless::check_process(process.as_ref().map_or(&[][..], |p| &p.additional_gids))?;
         crate::rootless::check_state_root(root)?;
     }
@@ -336,6 +336,11 @@ fn start_init(
             plan.cgroups.set_own_dirs(cgroups::current_dirs(cgroup_layout).iter())?;
         }
     }
+    if cgroup.skipped && !launch.ns.new_pid {
+        crate::warn!(
+            "rootless container without a cgroup or a pid namespace of its own. Such configuration is strongly discouraged: nothing can then be sure to kill all of its processes"
+        );
+    }
     // Rootless without any cgroup: the state says so, and the verbs find
     // the container's processes as for a state without one.
     let has_cgroup = record.dirs().next().is_some();
@@ -477,7 +482,13 @@ fn adopt_forked_init(
     first: i32,
     sync_fd: RawFd,
 ) -> Result<(i32, OwnedFd)> {
-    let msg = sync::recv(sync_fd).context("read from container init")?;
+    let mut msg = sync::recv(sync_fd).context("read from container init")?;
+    if msg.as_ref().is_some_and(|m| m.kind == Kind::NeedIdMaps) {
+        // Rootless: the child forks only once mapped (`unshare_after_maps`).
+        namespaces::write_id_maps(first, &launch.bundle.spec)?;
+        sync::send(sync_fd, Kind::Continue)?;
+        msg = sync::recv(sync_fd).context("read from container init")?;
+    }
     let init = match msg {
         Some(m) if m.kind == Kind::Forked => m.arg,
         Some(m) if m.kind == Kind::Failed => {

@@ -344,10 +344,19 @@ fn state_lives_under_xdg_runtime_dir_and_no_cgroup_is_made() {
     let init = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert_eq!(init, ours, "the init's cgroups");
     assert!(!init.lines().any(|l| l.ends_with(&format!("/{id}"))), "{init}");
-    rl.rt(&["start", &id]).assert_ok();
-    // The verbs that need no cgroup work on one without.
+    // exec reaches an init still waiting to start (runc: "create exec").
     let exec = rl.rt(&["exec", &id, "id", "-u"]);
     assert_eq!(exec.assert_ok().stdout.trim(), "0");
+    rl.rt(&["start", &id]).assert_ok();
+    // The verbs that need no cgroup work on one without.
+    let exec = rl.rt(&["exec", &id, "sh", "-c", "readlink /proc/self/ns/pid; id -u"]);
+    let lines: Vec<&str> = exec.assert_ok().stdout.lines().collect();
+    let init_pidns = fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_eq!(
+        lines,
+        [init_pidns.to_str().unwrap(), "0"],
+        "exec'd in the init's pid namespace"
+    );
     // runc fails here ("lstat : no such file or directory"); xrun finds
     // the processes by their root and namespaces.
     if !is_runc() {
