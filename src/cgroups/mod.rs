@@ -160,20 +160,21 @@ impl Denied {
         denied && !self.explicit_path && self.rootless()
     }
 
-    /// Makes `dir` (recording it); false when it is to be skipped, with
-    /// whatever part of it was made removed again.
-    fn mkdir(&mut self, dir: &Path, created: &mut Vec<PathBuf>) -> Result<bool> {
+    /// Makes `dir` (recording it) and checks we may join it. A refusal that
+    /// may be skipped is returned as Ok(Some(why)), with whatever part of
+    /// `dir` was made removed again and `skipped` set.
+    fn mkdir(&mut self, dir: &Path, created: &mut Vec<PathBuf>) -> Result<Option<anyhow::Error>> {
         let before = created.len();
         let made = mkdir_all(dir, created).and_then(|()| self.check_joinable(dir));
         match made {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(None),
             Err(e) if self.may_skip(&e) => {
                 crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
                 for d in created.drain(before..).rev() {
                     let _ = std::fs::remove_dir(d);
                 }
                 self.skipped = true;
-                Ok(false)
+                Ok(Some(e))
             }
             Err(e) => Err(e),
         }
@@ -517,18 +518,14 @@ fn build(
         let mount = Path::new(layout::ROOT);
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
         let needed = v2::controllers_needed(r);
-        match mkdir_all(&dir, &mut record.created).and_then(|()| denied.check_joinable(&dir)) {
-            Err(e) if denied.may_skip(&e) && needed.is_empty() => {
-                crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
-                denied.skipped = true;
+        if let Some(why) = denied.mkdir(&dir, &mut record.created)? {
+            if needed.is_empty() {
                 return Ok(None);
             }
-            Err(e) if denied.may_skip(&e) => {
-                return Err(
-                    e.context("rootless needs no limits + no cgrouppath when no permission is granted for cgroups")
-                )
-            }
-            other => other?,
+            // runc's words.
+            return Err(
+                why.context("rootless needs no limits + no cgrouppath when no permission is granted for cgroups")
+            );
         }
         enable_controllers(mount, &dir, &needed)?;
         let mut writer = Writer::default();
@@ -562,7 +559,7 @@ fn build(
         if record.v1.contains(&dir) {
             continue;
         }
-        if !denied.mkdir(&dir, &mut record.created)? {
+        if denied.mkdir(&dir, &mut record.created)?.is_some() {
             continue;
         }
         if layout.v1.get("cpuset") == Some(mount) {
@@ -607,7 +604,7 @@ fn build(
     }
     if let Some(mount) = &layout.unified {
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, false);
-        if !denied.mkdir(&dir, &mut record.created)? {
+        if denied.mkdir(&dir, &mut record.created)?.is_some() {
             if let Some(controller) = on_unified.first() {
                 return Err(crate::rootless::no_cgroup_for(controller, &dir));
             }
