@@ -154,10 +154,13 @@ impl Denied {
         *self.rootless.get_or_insert_with(crate::rootless::cgroups)
     }
 
+    fn is_denied(&self, e: &anyhow::Error) -> bool {
+        matches!(io_errno(e), Some(libc::EACCES | libc::EPERM | libc::EROFS))
+    }
+
     /// Whether `e` (making or entering a cgroup) may be skipped.
     fn may_skip(&mut self, e: &anyhow::Error) -> bool {
-        let denied = matches!(io_errno(e), Some(libc::EACCES | libc::EPERM | libc::EROFS));
-        denied && !self.explicit_path && self.rootless()
+        self.is_denied(e) && !self.explicit_path && self.rootless()
     }
 
     /// Makes `dir` (recording it) and checks we may join it. A refusal that
@@ -168,6 +171,10 @@ impl Denied {
         let made = mkdir_all(dir, created).and_then(|()| self.check_joinable(dir));
         match made {
             Ok(()) => Ok(None),
+            // A configured cgroupsPath is never skipped: runc's words.
+            Err(e) if self.is_denied(&e) && self.explicit_path && self.rootless() => {
+                Err(anyhow!("unable to apply cgroup configuration: {}", go_style(&e, dir)))
+            }
             Err(e) if self.may_skip(&e) => {
                 crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
                 for d in created.drain(before..).rev() {
@@ -215,6 +222,18 @@ pub fn dir_in(mount: &Path, own: Option<&Path>, path: &Path, v2_unified: bool) -
         own
     };
     layout::below(mount, &base.join(path))
+}
+
+/// "mkdir DIR: permission denied", as Go words a failed mkdir (runc's
+/// callers match on it); joining an existing one reads "access".
+fn go_style(e: &anyhow::Error, dir: &Path) -> String {
+    let errno = io_errno(e).unwrap_or(libc::EACCES);
+    let what = if dir.is_dir() { "access" } else { "mkdir" };
+    format!(
+        "{what} {}: {}",
+        dir.display(),
+        crate::sys::strerror(errno).to_lowercase()
+    )
 }
 
 /// The cgroup this process is in, one directory per hierarchy (v1 mounts,

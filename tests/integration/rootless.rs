@@ -454,3 +454,22 @@ fn supplementary_groups_are_refused_in_one_line() {
     );
     rl.assert_clean(&id);
 }
+
+#[test]
+fn a_configured_cgroups_path_without_permission_is_an_error() {
+    let Some(mut rl) = Rootless::new() else { return };
+    let id = rl.new_id("rl-cgpath");
+    let path = format!("/xrun-rootless-it-{id}");
+    rl.write_spec(|s| {
+        s["process"]["args"] = json!(["true"]);
+        s["linux"]["cgroupsPath"] = json!(path);
+    });
+    let out = rl.rt(&["run", &id]);
+    out.assert_fails();
+    let msgs = out.error_msgs();
+    assert_eq!(msgs.len(), 1, "{out:?}");
+    // runc's words (its bats test matches these two).
+    assert!(msgs[0].contains("unable to apply cgroup configuration"), "{msgs:?}");
+    assert!(msgs[0].contains("permission denied"), "{msgs:?}");
+    rl.assert_clean(&id);
+}
