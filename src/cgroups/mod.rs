@@ -690,9 +690,24 @@ pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
 pub fn place(record: &Record, pid: i32) -> Result<()> {
     for dir in record.dirs() {
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).with_context(|| format!("join cgroup {}", dir.display()))?;
+        match std::fs::write(&procs, pid.to_string()) {
+            // Not root, the hybrid's cgroup2 half also needs the source
+            // cgroup's procs (cgroup2 delegation): like name=systemd, joined
+            // when we can, as runc joins them.
+            Err(e) if is_joined_if_possible(record, dir) && crate::rootless::euid() => {
+                crate::debug!("cgroups: rootless, {} not joined: {e}", dir.display());
+            }
+            other => other.with_context(|| format!("join cgroup {}", dir.display()))?,
+        }
     }
     Ok(())
+}
+
+/// The hierarchies without limits of their own on a v1 host: the hybrid's
+/// cgroup2 mount and name=systemd.
+fn is_joined_if_possible(record: &Record, dir: &Path) -> bool {
+    let hybrid_unified = record.kind == Kind::Hybrid && record.unified.as_deref() == Some(dir);
+    hybrid_unified || dir.starts_with(Path::new(layout::ROOT).join("systemd"))
 }
 
 /// Writes `pid` to cgroup.procs of each of `record`'s directories, in

@@ -473,3 +473,93 @@ fn a_configured_cgroups_path_without_permission_is_an_error() {
     assert!(msgs[0].contains("permission denied"), "{msgs:?}");
     rl.assert_clean(&id);
 }
+
+/// Cgroup directories an administrator made for the user (group-writable,
+/// as runc's rootless CI makes them), one in every v1 hierarchy and the
+/// hybrid's cgroup2 mount; removed on drop.
+struct Delegated {
+    name: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    fn new(user: &User) -> Delegated {
+        let name = format!(
+            "xrun-rl-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut dirs = Vec::new();
+        let hierarchies = fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path());
+        for mount in hierarchies.filter(|p| !p.is_symlink() && p.join("cgroup.procs").exists()) {
+            let dir = mount.join(&name);
+            fs::create_dir(&dir).unwrap();
+            dirs.push(dir.clone());
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                // v1 cpuset takes no task until these are set: the admin's part.
+                if let Ok(parent) = fs::read_to_string(mount.join(file)) {
+                    fs::write(dir.join(file), parent.trim()).unwrap();
+                }
+            }
+            for p in [dir.clone(), dir.join("cgroup.procs"), dir.join("tasks")] {
+                if !p.exists() {
+                    continue;
+                }
+                std::os::unix::fs::chown(&p, None, Some(user.gid)).unwrap();
+                let mode = fs::metadata(&p).unwrap().mode() | 0o060 | if p.is_dir() { 0o010 } else { 0 };
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+        Delegated { name, dirs }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            for sub in fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+            {
+                let _ = fs::remove_dir(sub.path());
+            }
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn cgroups_an_administrator_delegated_are_used_with_their_limits() {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // cgroup2 delegation also needs the source cgroup's procs: the
+        // systemd user instance's job, not this test's.
+        skip("needs a cgroup v1 or hybrid host (directories delegated by chown)");
+        return;
+    }
+    let Some(mut rl) = Rootless::new() else { return };
+    let delegated = Delegated::new(rl.user);
+    let id = rl.new_id("rl-deleg");
+    let cgroups_path = format!("/{}/{id}", delegated.name);
+    rl.write_spec(|s| {
+        s["process"]["args"] = json!(["sleep", "60"]);
+        s["linux"]["cgroupsPath"] = json!(cgroups_path);
+        s["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    });
+    rl.rt(&["create", &id]).assert_ok();
+    let state: Value = serde_json::from_str(&rl.rt(&["state", &id]).assert_ok().stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let leaf = Path::new("/sys/fs/cgroup/pids").join(cgroups_path.trim_start_matches('/'));
+    assert_eq!(fs::read_to_string(leaf.join("pids.max")).unwrap().trim(), "10");
+    let procs = fs::read_to_string(leaf.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    let init = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(init.contains(&format!(":pids:{cgroups_path}\n")), "{init}");
+    // Its freezer is the user's: pause works.
+    rl.rt(&["pause", &id]).assert_ok();
+    assert_eq!(rl.rt(&["state", &id]).stdout.contains("\"paused\""), true);
+    rl.rt(&["delete", "--force", &id]).assert_ok();
+    assert!(!leaf.exists(), "{} left behind", leaf.display());
+    rl.assert_clean(&id);
+}
