@@ -558,7 +558,8 @@ fn cgroups_an_administrator_delegated_are_used_with_their_limits() {
     assert!(init.contains(&format!(":pids:{cgroups_path}\n")), "{init}");
     // Its freezer is the user's: pause works.
     rl.rt(&["pause", &id]).assert_ok();
-    assert_eq!(rl.rt(&["state", &id]).stdout.contains("\"paused\""), true);
+    let paused = rl.rt(&["state", &id]);
+    assert!(paused.stdout.contains("\"paused\""), "{paused:?}");
     rl.rt(&["delete", "--force", &id]).assert_ok();
     assert!(!leaf.exists(), "{} left behind", leaf.display());
     rl.assert_clean(&id);
