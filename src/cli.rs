@@ -31,8 +31,9 @@ pub fn program_name() -> String {
 )]
 pub struct Cli {
     /// Root directory for storage of container state (should be on tmpfs)
-    #[arg(long, global = true, default_value = "/run/xrun")]
-    pub root: PathBuf,
+    /// [default: /run/xrun, or $XDG_RUNTIME_DIR/xrun when rootless]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
 
     /// Set the log file to write xrun logs to (default is stderr)
     #[arg(long, global = true)]
@@ -50,9 +51,9 @@ pub struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 
-    /// Ignore cgroup permission errors: true, false or auto (only false/auto supported)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub rootless: Option<String>,
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, num_args = 0..=1, default_value = "auto", default_missing_value = "true")]
+    pub rootless: String,
 
     /// Print the version
     #[arg(short = 'v', long)]

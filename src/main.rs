@@ -14,6 +14,7 @@ mod namespaces;
 mod process;
 mod protect;
 mod rootfs;
+mod rootless;
 mod seccomp;
 mod state;
 mod sync;
@@ -47,14 +48,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
         if cli.systemd_cgroup {
             bail!("--systemd-cgroup is not supported by this xrun build yet");
         }
-        if cli.rootless.as_deref() == Some("true") {
-            bail!("--rootless=true is not supported by this xrun build yet");
-        }
+        rootless::set_flag(&cli.rootless)?;
         protect::ensure_protected_binary()?;
         process::fds::check_passed()?;
         process::fds::hide_inherited();
     }
-    let root = cli.root.as_path();
+    let root = &rootless::state_root(cli.root.as_deref())?;
     match command {
         Command::Spec(a) => cmd::spec::run(&a.bundle, a.rootless),
         Command::Create(a) => cmd::create::run(root, &a),

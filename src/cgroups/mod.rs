@@ -46,7 +46,7 @@ pub struct Record {
 
 impl Record {
     /// A record of no directories yet, for a host of `kind`.
-    fn empty(kind: Kind) -> Record {
+    pub fn empty(kind: Kind) -> Record {
         Record {
             kind,
             unified: None,
@@ -123,6 +123,79 @@ pub struct Prepared {
     pub record: Record,
     /// cgroup v2: the directory for CLONE_INTO_CGROUP.
     pub clone_into: Option<OwnedFd>,
+    /// Rootless: some hierarchies were skipped, not permitted to us.
+    pub skipped: bool,
+}
+
+/// Rootless (runc's rules): a cgroup directory we are not permitted to
+/// make, or join, is skipped when no cgroupsPath was configured; a limit
+/// that needs it then fails. Decided only once something is refused, so
+/// root's path never asks.
+struct Denied {
+    explicit_path: bool,
+    /// Not root: a cgroup we did not make must also be ours to join.
+    unprivileged: bool,
+    rootless: Option<bool>,
+    skipped: bool,
+}
+
+impl Denied {
+    fn new(spec: &Spec) -> Denied {
+        let configured = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref());
+        Denied {
+            explicit_path: configured.is_some_and(|p| !p.as_os_str().is_empty()),
+            unprivileged: crate::rootless::euid(),
+            rootless: None,
+            skipped: false,
+        }
+    }
+
+    fn rootless(&mut self) -> bool {
+        *self.rootless.get_or_insert_with(crate::rootless::cgroups)
+    }
+
+    fn is_denied(&self, e: &anyhow::Error) -> bool {
+        matches!(io_errno(e), Some(libc::EACCES | libc::EPERM | libc::EROFS))
+    }
+
+    /// Whether `e` (making or entering a cgroup) may be skipped.
+    fn may_skip(&mut self, e: &anyhow::Error) -> bool {
+        self.is_denied(e) && !self.explicit_path && self.rootless()
+    }
+
+    /// Makes `dir` (recording it) and checks we may join it. A refusal that
+    /// may be skipped is returned as Ok(Some(why)), with whatever part of
+    /// `dir` was made removed again and `skipped` set.
+    fn mkdir(&mut self, dir: &Path, created: &mut Vec<PathBuf>) -> Result<Option<anyhow::Error>> {
+        let before = created.len();
+        let made = mkdir_all(dir, created).and_then(|()| self.check_joinable(dir));
+        match made {
+            Ok(()) => Ok(None),
+            // A configured cgroupsPath is never skipped: runc's words.
+            Err(e) if self.is_denied(&e) && self.explicit_path && self.rootless() => {
+                Err(anyhow!("unable to apply cgroup configuration: {}", go_style(&e, dir)))
+            }
+            Err(e) if self.may_skip(&e) => {
+                crate::debug!("cgroups: rootless, {} skipped: {e:#}", dir.display());
+                for d in created.drain(before..).rev() {
+                    let _ = std::fs::remove_dir(d);
+                }
+                self.skipped = true;
+                Ok(Some(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Not root: a cgroup that existed before must let us write its
+    /// cgroup.procs (checked here, before anything is cloned).
+    fn check_joinable(&self, dir: &Path) -> Result<()> {
+        if !self.unprivileged {
+            return Ok(());
+        }
+        let procs = dir.join("cgroup.procs");
+        crate::sys::access_writable(&procs).with_context(|| format!("join cgroup {}", dir.display()))
+    }
 }
 
 /// The cgroupsPath to use: the config's, or the container id (relative,
@@ -149,6 +222,34 @@ pub fn dir_in(mount: &Path, own: Option<&Path>, path: &Path, v2_unified: bool) -
         own
     };
     layout::below(mount, &base.join(path))
+}
+
+/// "mkdir DIR: permission denied", as Go words a failed mkdir (runc's
+/// callers match on it); joining an existing one reads "access".
+fn go_style(e: &anyhow::Error, dir: &Path) -> String {
+    let errno = io_errno(e).unwrap_or(libc::EACCES);
+    let what = if dir.is_dir() { "access" } else { "mkdir" };
+    format!(
+        "{what} {}: {}",
+        dir.display(),
+        crate::sys::strerror(errno).to_lowercase()
+    )
+}
+
+/// The cgroup this process is in, one directory per hierarchy (v1 mounts,
+/// then cgroup2): what a container without its own cgroup is in.
+pub fn current_dirs(layout: &Layout) -> Vec<PathBuf> {
+    let own = layout::own_cgroups();
+    let in_own = |mount: &Path, key: &str| layout::below(mount, own.get(key).map_or(Path::new("/"), PathBuf::as_path));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (name, mount) in &layout.v1 {
+        let dir = in_own(mount, name);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.extend(layout.unified.as_deref().map(|u| in_own(u, "")));
+    dirs
 }
 
 /// mkdir -p that records which directories it made.
@@ -311,10 +412,15 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
         .unwrap_or(&[]);
     refuse_busy(planned)?;
     let own = layout::own_cgroups();
-    match build(layout, &own, &path, resources, devices, &mut record) {
+    let mut denied = Denied::new(spec);
+    match build(layout, &own, &path, resources, devices, &mut record, &mut denied) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
-            Ok(Prepared { record, clone_into })
+            Ok(Prepared {
+                record,
+                clone_into,
+                skipped: denied.skipped,
+            })
         }
         Err(e) => {
             remove_dirs(&record);
@@ -329,7 +435,10 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
 /// created, so a refusal leaves nothing behind; the existing cgroup is not
 /// touched. Every hierarchy is checked (runc looks only at "devices").
 fn refuse_busy(planned: &Record) -> Result<()> {
-    for dir in planned.dirs().filter(|d| d.is_dir()) {
+    // Not root, a cgroup we may not join is never ours (rootless skips it).
+    let unprivileged = crate::rootless::euid();
+    let ours = |d: &PathBuf| !unprivileged || crate::sys::access_writable(&d.join("cgroup.procs")).is_ok();
+    for dir in planned.dirs().filter(|d| d.is_dir() && ours(d)) {
         let n = count_procs(dir);
         if n > 0 {
             bail!("container's cgroup is not empty: {n} process(es) found");
@@ -340,7 +449,7 @@ fn refuse_busy(planned: &Record) -> Result<()> {
     // A cgroup yet to be made freezes with its parent: check the nearest
     // existing directory.
     let existing = |d: &PathBuf| d.ancestors().find(|a| a.is_dir()).map(Path::to_path_buf);
-    if freezers.filter_map(existing).any(|d| is_dir_frozen(&d)) {
+    if freezers.filter_map(existing).any(|d| ours(&d) && is_dir_frozen(&d)) {
         bail!("container's cgroup unexpectedly frozen");
     }
     Ok(())
@@ -422,12 +531,22 @@ fn build(
     r: &LinuxResources,
     devices: &[oci_spec::runtime::LinuxDevice],
     record: &mut Record,
+    denied: &mut Denied,
 ) -> Result<Option<OwnedFd>> {
     if layout.kind == Kind::Unified {
         let mount = Path::new(layout::ROOT);
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
-        mkdir_all(&dir, &mut record.created)?;
-        enable_controllers(mount, &dir, &v2::controllers_needed(r))?;
+        let needed = v2::controllers_needed(r);
+        if let Some(why) = denied.mkdir(&dir, &mut record.created)? {
+            if needed.is_empty() {
+                return Ok(None);
+            }
+            // runc's words.
+            return Err(
+                why.context("rootless needs no limits + no cgrouppath when no permission is granted for cgroups")
+            );
+        }
+        enable_controllers(mount, &dir, &needed)?;
         let mut writer = Writer::default();
         for w in v2::writes(r)? {
             writer.write(&dir, &w)?;
@@ -439,8 +558,13 @@ fn build(
         // program, attached before the init is cloned into the cgroup.
         if let Some(rules) = with_default_devices(r, devices).devices() {
             let prog = v2::devices::program(rules)?;
-            v2::devices::load_and_attach(fd.as_fd(), &prog)
-                .with_context(|| format!("apply the device rules to cgroup {}", dir.display()))?;
+            let attached = v2::devices::load_and_attach(fd.as_fd(), &prog)
+                .with_context(|| format!("apply the device rules to cgroup {}", dir.display()));
+            match attached {
+                // Not expected to work unprivileged (runc ignores it too).
+                Err(e) if denied.rootless() => crate::debug!("cgroups: rootless, device rules not applied: {e:#}"),
+                other => other?,
+            }
         }
         record.unified = Some(dir);
         return Ok(Some(fd));
@@ -454,7 +578,9 @@ fn build(
         if record.v1.contains(&dir) {
             continue;
         }
-        mkdir_all(&dir, &mut record.created)?;
+        if denied.mkdir(&dir, &mut record.created)?.is_some() {
+            continue;
+        }
         if layout.v1.get("cpuset") == Some(mount) {
             init_cpuset(mount, &dir)?;
         }
@@ -470,7 +596,21 @@ fn build(
         match layout.v1.get(controller) {
             Some(mount) => {
                 let dir = dir_in(mount, own.get(controller).map(PathBuf::as_path), path, false);
-                writer.write(&dir, &w)?;
+                // Device rules are not expected to work unprivileged: runc
+                // ignores them; any other limit needs its cgroup.
+                let devices = controller == "devices";
+                if denied.skipped && !record.v1.contains(&dir) {
+                    if devices {
+                        continue;
+                    }
+                    return Err(crate::rootless::no_cgroup_for(controller, &dir));
+                }
+                match writer.write(&dir, &w) {
+                    Err(e) if devices && denied.rootless() => {
+                        crate::debug!("cgroups: rootless, device rules not applied: {e:#}")
+                    }
+                    other => other?,
+                }
             }
             // Hybrid hosts may bind a controller (hugetlb, here) to cgroup2.
             None if unified_controllers.iter().any(|c| c == controller) => on_unified.push(controller),
@@ -483,7 +623,13 @@ fn build(
     }
     if let Some(mount) = &layout.unified {
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, false);
-        mkdir_all(&dir, &mut record.created)?;
+        if denied.mkdir(&dir, &mut record.created)?.is_some() {
+            if let Some(controller) = on_unified.first() {
+                return Err(crate::rootless::no_cgroup_for(controller, &dir));
+            }
+            writer.finish()?;
+            return Ok(None);
+        }
         if !on_unified.is_empty() {
             enable_controllers(mount, &dir, &on_unified)?;
             for controller in &on_unified {
@@ -544,9 +690,24 @@ pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
 pub fn place(record: &Record, pid: i32) -> Result<()> {
     for dir in record.dirs() {
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).with_context(|| format!("join cgroup {}", dir.display()))?;
+        match std::fs::write(&procs, pid.to_string()) {
+            // Not root, the hybrid's cgroup2 half also needs the source
+            // cgroup's procs (cgroup2 delegation): like name=systemd, joined
+            // when we can, as runc joins them.
+            Err(e) if is_joined_if_possible(record, dir) && crate::rootless::euid() => {
+                crate::debug!("cgroups: rootless, {} not joined: {e}", dir.display());
+            }
+            other => other.with_context(|| format!("join cgroup {}", dir.display()))?,
+        }
     }
     Ok(())
+}
+
+/// The hierarchies without limits of their own on a v1 host: the hybrid's
+/// cgroup2 mount and name=systemd.
+fn is_joined_if_possible(record: &Record, dir: &Path) -> bool {
+    let hybrid_unified = record.kind == Kind::Hybrid && record.unified.as_deref() == Some(dir);
+    hybrid_unified || dir.starts_with(Path::new(layout::ROOT).join("systemd"))
 }
 
 /// Writes `pid` to cgroup.procs of each of `record`'s directories, in

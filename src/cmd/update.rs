@@ -108,7 +108,16 @@ pub fn run(root: &Path, a: &UpdateArgs) -> Result<i32> {
     if dir.status(&saved) == Status::Stopped {
         bail!("container not running");
     }
-    let record = saved.cgroup.as_ref().context("container has no cgroup")?;
+    let Some(record) = saved.cgroup.as_ref() else {
+        // Rootless without cgroups: any limit has nowhere to go (runc's
+        // words); no limit at all is nothing to do.
+        return match cgroups::v1::writes(&resources)?.first() {
+            Some((controller, _)) => Err(anyhow::anyhow!(
+                "cannot set {controller} limit: container could not join or create cgroup"
+            )),
+            None => Ok(0),
+        };
+    };
     cgroups::update(record, &resources)?;
     Ok(0)
 }

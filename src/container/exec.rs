@@ -39,6 +39,7 @@ pub fn start(
 ) -> Result<Started> {
     crate::phase!("parse");
     let plan = process::Plan::from_spec(spec_process)?;
+    crate::rootless::check_process(&plan.additional_gids)?;
     let spec = &bundle.spec;
     let ns = namespaces::Plan::for_exec(saved.pid, spec)?;
     let root_path = PathBuf::from(format!("/proc/{}/root", saved.pid));

@@ -52,8 +52,11 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     // neither while we wait in `created` nor for the container.
     close_unneeded_fds(l)?;
     sys::reset_signals();
-    // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code.
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+    // Nobody may open /proc/<us>/... (fds, exe) while we run xrun's code
+    // (but the user of a rootless container, see `rootless`).
+    if !l.ns.rootless {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
+    }
 
     if super::waits_for_placed(l) {
         // Our cgroup namespace must be rooted at the container's cgroup,
@@ -71,6 +74,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         fork_init(sync_fd)?;
     }
     // Joined: their fds must not stay open in a created init.
+    let in_user_ns = l.ns.in_user_ns();
     l.ns.child_joins.clear();
     if let Some(cpus) = l.process.as_ref().and_then(|p| p.cpus_initial.as_deref()) {
         sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
@@ -127,7 +131,7 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         // the user switch below may drop: load it now (runc's order).
         load_seccomp(l.seccomp.as_ref(), sync_fd)?;
     }
-    p.switch_user(l.ns.in_user_ns())?;
+    p.switch_user(in_user_ns)?;
     p.caps.apply()?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Step::NoNewPrivileges, "")?;

@@ -135,6 +135,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         .as_ref()
         .and_then(|p| console::Plan::from_process(p, ns.new_mount));
     let mut process = spec.process().as_ref().map(process::Plan::from_spec).transpose()?;
+    if crate::rootless::euid() {
+        crate::rootless::validate(spec, ns.joined_user_maps.as_ref())?;
+        crate::rootless::check_process(process.as_ref().map_or(&[][..], |p| &p.additional_gids))?;
+        crate::rootless::check_state_root(root)?;
+    }
     // process.execCPUAffinity is not for the init (runtime spec): its mask
     // is reset once it is placed (`reset_affinity`).
     if let Some(p) = process.as_mut() {
@@ -325,11 +330,24 @@ fn start_init(
     };
     let record = cgroup.record.clone();
     if let Root::Build(plan) = &mut launch.root {
-        // The cgroup mount binds these in (see mounts::mount_cgroup).
+        // The cgroup mount binds these in (see mounts::mount_cgroup); a
+        // hierarchy skipped (rootless) shows the cgroup we are in, as runc's.
         plan.cgroups.set_own_dirs(record.dirs())?;
+        if cgroup.skipped {
+            plan.cgroups.set_own_dirs(cgroups::current_dirs(cgroup_layout).iter())?;
+        }
     }
-    launch.hook_state.cgroup = Some(cgroup.record);
-    let (pid, pidfd, parent_sync, console) = spawn(launch, Some(&record), cgroup.clone_into, sockets, Some(dir))?;
+    if cgroup.skipped && !launch.ns.new_pid {
+        crate::warn!(
+            "rootless container without a cgroup or a pid namespace of its own. Such configuration is strongly discouraged: nothing can then be sure to kill all of its processes"
+        );
+    }
+    // Rootless without any cgroup: the state says so, and the verbs find
+    // the container's processes as for a state without one.
+    let has_cgroup = record.dirs().next().is_some();
+    launch.hook_state.cgroup = Some(cgroup.record).filter(|_| has_cgroup);
+    let record = Some(&record).filter(|_| has_cgroup);
+    let (pid, pidfd, parent_sync, console) = spawn(launch, record, cgroup.clone_into, sockets, Some(dir))?;
     match record_created(dir, launch, pid, &parent_sync, pid_file) {
         Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
         Err(e) => {
@@ -465,7 +483,13 @@ fn adopt_forked_init(
     first: i32,
     sync_fd: RawFd,
 ) -> Result<(i32, OwnedFd)> {
-    let msg = sync::recv(sync_fd).context("read from container init")?;
+    let mut msg = sync::recv(sync_fd).context("read from container init")?;
+    if msg.as_ref().is_some_and(|m| m.kind == Kind::NeedIdMaps) {
+        // Rootless: the child forks only once mapped (`unshare_after_maps`).
+        namespaces::write_id_maps(first, &launch.bundle.spec)?;
+        sync::send(sync_fd, Kind::Continue)?;
+        msg = sync::recv(sync_fd).context("read from container init")?;
+    }
     let init = match msg {
         Some(m) if m.kind == Kind::Forked => m.arg,
         Some(m) if m.kind == Kind::Failed => {

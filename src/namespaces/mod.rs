@@ -31,6 +31,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use crate::sync::{At, Failure, Step};
 use crate::sys;
 
+pub mod idmap;
 pub mod userns;
 
 /// A namespace to join by path, opened (and type-checked) in the parent.
@@ -70,6 +71,16 @@ pub struct Plan {
     /// the pid namespace and forks the init into it (`unshare_flags` has
     /// CLONE_NEWPID), as only children enter a new pid namespace.
     pub fork_for_pid: bool,
+    /// Rootless create/run (not root, a user namespace): the child stays
+    /// dumpable, so that its /proc files are the user's: for writing its id
+    /// maps (and newuidmap's check of their owner), and for `exec` while it
+    /// waits in `created` (runc's init, re-executed inside the user
+    /// namespace, is as open to the user).
+    pub rootless: bool,
+    /// Namespaces the child unshares once its id maps are written (rootless
+    /// time namespace with offsets, with the new pid namespace): then it
+    /// forks the init into them (`fork_for_pid`).
+    pub unshare_after_maps: i32,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -178,19 +189,37 @@ impl Plan {
             userns::check_config_maps(spec, &maps)?;
             joined_user_maps = Some(maps);
         }
+        let rootless = seen & libc::CLONE_NEWUSER != 0 && crate::rootless::euid();
+        let mut fork_for_pid = joined_user_maps.is_some() && new & libc::CLONE_NEWPID != 0;
+        if rootless && joined_user_maps.is_some() && !parent_joins.is_empty() {
+            // Not root: pid and time namespaces owned by the joined user
+            // namespace are only ours to join from inside it, so the child
+            // joins them and forks the init in.
+            child_joins.append(&mut parent_joins);
+            fork_for_pid = true;
+        }
         sort_joins(&mut child_joins);
-        let fork_for_pid = joined_user_maps.is_some() && new & libc::CLONE_NEWPID != 0;
         let for_children = if fork_for_pid {
             libc::CLONE_NEWTIME
         } else {
             libc::CLONE_NEWPID | libc::CLONE_NEWTIME
         };
         let defer = child_joins.iter().any(|j| j.flag != libc::CLONE_NEWNS);
-        let (clone_flags, unshare_flags) = if defer {
+        let (mut clone_flags, mut unshare_flags) = if defer {
             ((new & for_children) as u64, new & !for_children)
         } else {
             (new as u64, 0)
         };
+        let mut unshare_after_maps = 0;
+        if rootless && new & libc::CLONE_NEWUSER != 0 && time_offsets.is_some() {
+            // Not root: a time namespace with offsets can only be made by
+            // the child, inside its new user namespace once mapped; the init
+            // it forks enters it, and a new pid namespace made with it.
+            unshare_after_maps = libc::CLONE_NEWTIME | (new & libc::CLONE_NEWPID);
+            clone_flags &= !(libc::CLONE_NEWPID as u64);
+            unshare_flags &= !libc::CLONE_NEWPID;
+            fork_for_pid = true;
+        }
         Ok(Plan {
             clone_flags,
             unshare_flags,
@@ -204,6 +233,8 @@ impl Plan {
             time_offsets,
             joined_user_maps,
             fork_for_pid,
+            rootless,
+            unshare_after_maps,
         })
     }
 
@@ -243,6 +274,16 @@ impl Plan {
                 child_joins.push(join);
             }
         }
+        // Not root, we may only join the container's pid and time
+        // namespaces from inside its user namespace: the child joins them
+        // all and forks the process in, as for a new pid namespace beside a
+        // joined user namespace.
+        let mut fork_for_pid = false;
+        let user = child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
+        if user && !parent_joins.is_empty() && crate::rootless::euid() {
+            child_joins.append(&mut parent_joins);
+            fork_for_pid = true;
+        }
         sort_joins(&mut child_joins);
         Ok(Plan {
             clone_flags: 0,
@@ -256,7 +297,9 @@ impl Plan {
             late_cgroupns: false,
             time_offsets: None,
             joined_user_maps: None,
-            fork_for_pid: false,
+            fork_for_pid,
+            rootless: false,
+            unshare_after_maps: 0,
         })
     }
 
@@ -295,6 +338,15 @@ impl Plan {
             // Become root of the new user namespace, so files we create are
             // owned by a mapped id.
             become_root()?;
+        }
+        if self.unshare_after_maps != 0 {
+            sys::unshare(self.unshare_after_maps).at(Step::Unshare, "")?;
+            if let Some(offsets) = self.time_offsets.as_deref() {
+                let path = Path::new("/proc/self/timens_offsets");
+                let fd = sys::openat(libc::AT_FDCWD, path, libc::O_WRONLY | libc::O_CLOEXEC, 0)
+                    .at(Step::Unshare, path.display())?;
+                sys::write_all(fd.as_raw_fd(), offsets.as_bytes()).at(Step::Unshare, path.display())?;
+            }
         }
         if self.late_cgroupns {
             sys::unshare(libc::CLONE_NEWCGROUP).at(Step::Unshare, "cgroup")?;
@@ -381,7 +433,8 @@ fn time_offsets_text(spec: &Spec) -> Result<Option<String>> {
 /// the handles needed to come back.
 pub fn enter_for_children(plan: &Plan) -> Result<Vec<(OwnedFd, i32)>> {
     let mut restore = Vec::new();
-    if let Some(offsets) = &plan.time_offsets {
+    // (Rootless, the child makes it: `unshare_after_maps`.)
+    if let Some(offsets) = plan.time_offsets.as_ref().filter(|_| plan.unshare_after_maps == 0) {
         let fd: OwnedFd = fs::File::open("/proc/self/ns/time")
             .context("open /proc/self/ns/time")?
             .into();
@@ -436,17 +489,16 @@ pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let (Some(uids), Some(gids)) = (uids, gids) else {
         bail!("a new user namespace needs linux.uidMappings and linux.gidMappings");
     };
+    if crate::rootless::euid() {
+        return idmap::write_rootless(pid, uids, gids);
+    }
     write_map(pid, "uid_map", uids)?;
     write_map(pid, "gid_map", gids)
 }
 
 fn write_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<()> {
-    let text: String = maps
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
     let path = format!("/proc/{pid}/{file}");
-    fs::write(&path, text).with_context(|| format!("write {path}"))
+    fs::write(&path, idmap::map_text(maps)).with_context(|| format!("write {path}"))
 }
 
 #[cfg(test)]

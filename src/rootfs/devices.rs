@@ -71,6 +71,11 @@ pub fn plan(config: &[LinuxDevice]) -> Result<Vec<Node>, String> {
     let mut nodes = defaults();
     for d in config {
         let n = from_spec(d)?;
+        if Path::new(&n.path) == Path::new("/dev/ptmx") {
+            // Always the devpts instance's (`create_symlinks`), as runc: a
+            // node, or in a user namespace a bind of the host's, would not be.
+            continue;
+        }
         nodes.retain(|existing| existing.path != n.path);
         nodes.push(n);
     }
@@ -140,6 +145,15 @@ mod tests {
 
     fn dev(json: serde_json::Value) -> LinuxDevice {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn dev_ptmx_is_never_a_node() {
+        let nodes = plan(&[dev(
+            serde_json::json!({"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2}),
+        )])
+        .unwrap();
+        assert!(nodes.iter().all(|n| n.path != "/dev/ptmx"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod process;
 mod process_attrs;
 mod rootfs;
 mod rootfs_hardening;
+mod rootless;
 mod seccomp;
 mod security;
 mod state;
