@@ -14,6 +14,7 @@ need_pkgs=()
 command -v gcc >/dev/null || need_pkgs+=(gcc)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
+command -v newuidmap >/dev/null || need_pkgs+=(uidmap) # rootless tests: several-range id maps
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -55,5 +56,5 @@ if [ "${XRUN_SKIP_VM:-0}" = 1 ]; then
     echo "== cgroup v2 VM stage skipped (XRUN_SKIP_VM=1)"
 else
     echo "== cgroup v2 VM stage"
-    tests/vm/integration.sh cgroups:: events:: lifecycle:: exec:: hardening_fds:: rootfs_hardening:: interrupted:: check:: memory_policy:: pidfd_socket:: exec_cgroup:: namespaces::joined time_ns::time_offsets_with_a_joined
+    tests/vm/integration.sh cgroups:: events:: lifecycle:: exec:: hardening_fds:: rootfs_hardening:: interrupted:: check:: memory_policy:: pidfd_socket:: exec_cgroup:: namespaces::joined time_ns::time_offsets_with_a_joined rootless::
 fi

@@ -20,7 +20,7 @@ pub fn state_root(host: &Host) -> Finding {
     let fix = if host.uid == 0 {
         "pass --root DIR naming a writable directory (a tmpfs, e.g. under /run)".to_string()
     } else {
-        "pass --root DIR in a directory you own, e.g. --root $XDG_RUNTIME_DIR/xrun".to_string()
+        "set XDG_RUNTIME_DIR to a directory you own (xrun then keeps its state in $XDG_RUNTIME_DIR/xrun), or pass --root DIR".to_string()
     };
     if !existing.is_dir() {
         let detail = format!(

@@ -127,7 +127,7 @@ fn check_as_a_user_names_the_unwritable_root() {
         lines[0],
         format!(
             "FAIL state root        {} is not writable by uid 65534: permission denied; \
-             fix: pass --root DIR in a directory you own, e.g. --root $XDG_RUNTIME_DIR/xrun",
+             fix: set XDG_RUNTIME_DIR to a directory you own (xrun then keeps its state in $XDG_RUNTIME_DIR/xrun), or pass --root DIR",
             dir.display()
         )
     );
