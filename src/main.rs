@@ -11,6 +11,7 @@ mod container;
 mod hooks;
 mod logging;
 mod namespaces;
+mod output;
 mod process;
 mod protect;
 mod rootfs;
@@ -130,7 +131,7 @@ fn first_line(e: &clap::Error) -> String {
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     if cli.version {
-        println!("{}", cli::VERSION_TEXT);
+        let _ = output::print(&format!("{}\n", cli::VERSION_TEXT));
         return;
     }
     // Before the log file or anything else of ours is opened.

@@ -216,7 +216,7 @@ pub fn run() -> Result<i32> {
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
     features().serialize(&mut ser)?;
     out.push(b'\n');
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    crate::output::print(&String::from_utf8_lossy(&out))?;
     Ok(0)
 }
 

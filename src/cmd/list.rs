@@ -18,14 +18,13 @@ struct Entry {
 pub fn run(root: &Path, format: &str, quiet: bool) -> Result<i32> {
     let entries = load_all(root);
     if quiet {
-        for e in &entries {
-            println!("{}", e.saved.id);
-        }
+        let ids: String = entries.iter().map(|e| format!("{}\n", e.saved.id)).collect();
+        crate::output::print(&ids)?;
         return Ok(0);
     }
     match format {
-        "table" => print!("{}", table(&entries)),
-        "json" => println!("{}", json(&entries)?),
+        "table" => crate::output::print(&table(&entries))?,
+        "json" => crate::output::print(&format!("{}\n", json(&entries)?))?,
         _ => bail!("invalid format option"),
     }
     Ok(0)

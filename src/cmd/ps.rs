@@ -18,7 +18,7 @@ pub fn run(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i3
     let mut pids = processes::list(&saved);
     pids.sort_unstable();
     if format == "json" {
-        println!("{}", pids_json(&pids));
+        crate::output::print(&format!("{}\n", pids_json(&pids)))?;
         return Ok(0);
     }
     let default = ["-ef".to_string()];
@@ -28,7 +28,7 @@ pub fn run(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i3
     if !out.status.success() {
         bail!("ps {}: {}{}", out.status, text, String::from_utf8_lossy(&out.stderr));
     }
-    print!("{}", filter_table(&text, &pids)?);
+    crate::output::print(&filter_table(&text, &pids)?)?;
     Ok(0)
 }
 

@@ -156,3 +156,47 @@ fn debug_prints_phase_timeline() {
     }
     t.assert_clean(&t.id);
 }
+
+/// stdout as a pipe nobody reads any more (`xrun list | head` once head
+/// has exited).
+fn closed_pipe() -> std::process::Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two valid fds on success.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds[0] is ours and used nowhere else.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is an open fd we own from here on.
+    std::process::Stdio::from(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) })
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let verbs: [&[&str]; 6] = [
+        &["state", &id],
+        &["list"],
+        &["list", "-q"],
+        &["ps", "--format", "json", &id],
+        &["features"],
+        &["--version"],
+    ];
+    for verb in verbs {
+        let mut cmd = t.command(verb);
+        cmd.stdout(closed_pipe()).stderr(std::process::Stdio::piped());
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // runc dies of SIGPIPE; xrun stops writing and exits 0. Neither
+        // may panic or print an error about it.
+        let quiet = out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE);
+        assert!(
+            quiet && stderr.is_empty(),
+            "{verb:?}: {:?}, stderr: {stderr}",
+            out.status
+        );
+    }
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
