@@ -723,12 +723,11 @@ fn write_procs(record: &Record, pid: i32) -> Result<()> {
 
 /// Host pids of every process in the container's cgroup.
 pub fn pids(record: &Record) -> Vec<i32> {
+    // Sub-cgroups the container made itself count too (runc's GetAllPids).
     let Some(dir) = record.dirs().next() else {
         return Vec::new();
     };
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
+    procs_below(dir)
 }
 
 /// Whether the container's cgroup is frozen (the `paused` status).
@@ -817,7 +816,7 @@ pub fn kill_all(record: &Record) -> Result<Option<usize>> {
 
 fn remove_dirs(record: &Record) {
     for dir in record.created.iter().rev() {
-        if let Err(e) = std::fs::remove_dir(dir) {
+        if let Err(e) = remove_tree(dir) {
             if e.kind() != ErrorKind::NotFound {
                 crate::warn!("remove cgroup {}: {e}", dir.display());
             }
@@ -825,14 +824,38 @@ fn remove_dirs(record: &Record) {
     }
 }
 
-/// Kills whatever is still in the cgroup and removes the directories xrun
-/// created.
+/// Removes a cgroup made by xrun. EBUSY means sub-cgroups the container
+/// made in it (removed, deepest first) or a task that died a moment ago
+/// (retried for up to ~0.2 s); an empty cgroup costs one rmdir.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 20 => {
+                if tries == 0 {
+                    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+                    for sub in entries.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+                        let _ = remove_tree(&sub.path());
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Kills whatever is still in the cgroup (and the sub-cgroups the container
+/// made) and removes the directories xrun created, with those sub-cgroups.
 pub fn destroy(record: &Record) {
     if is_frozen(record) {
         let _ = set_frozen(record, false);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
+        // One hierarchy's subtree holds every process of the container.
         let left = pids(record);
         if left.is_empty() || Instant::now() > deadline {
             break;

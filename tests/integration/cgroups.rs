@@ -825,6 +825,52 @@ fn delete_force_ends_every_process_of_the_cgroup() {
     t.assert_clean(&id);
 }
 
+// Software in a container that manages cgroups (systemd, a nested runtime)
+// makes cgroups below the container's own: delete ends their processes and
+// removes them with it (delete.bats' "with subcgroups"; on v2 the container's
+// directory used to be left behind, busy).
+#[test]
+fn delete_removes_the_sub_cgroups_the_container_made() {
+    // The sub-cgroups are the test's own: gone on every path, whatever the
+    // runtime does (declared first, so it runs after the container's delete).
+    let mut guard = RmdirGuard::default();
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    t.start_sleeper(&id);
+    let cg = ContainerCgroup::of(&t, &id);
+    let pid_file = t.dir.join("exec.pid");
+    t.rt(&["exec", "--detach", "--pid-file", s(&pid_file), &id, "sleep", "100"])
+        .assert_ok();
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let mut subs = Vec::new();
+    for dir in cg.dirs() {
+        let deeper = dir.join("sub").join("deeper");
+        fs::create_dir_all(&deeper).unwrap();
+        // A new v1 cpuset takes no task until it has cpus and mems.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = fs::read_to_string(dir.join(file)) {
+                fs::write(dir.join("sub").join(file), &value).unwrap();
+                fs::write(deeper.join(file), &value).unwrap();
+            }
+        }
+        guard.0.extend([dir.clone(), dir.join("sub"), deeper.clone()]);
+        fs::write(deeper.join("cgroup.procs"), pid.to_string()).unwrap();
+        subs.push(deeper);
+    }
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cgroup.contains("/sub/deeper"), "{cgroup}");
+    // ps sees the process in the sub-cgroup too.
+    let ps = t.rt(&["ps", "--format", "json", &id]);
+    ps.assert_ok();
+    assert!(ps.stdout.contains(&pid.to_string()), "ps: {}", ps.stdout);
+
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    assert_all_gone(&[pid, cg.pid]);
+    assert_no_dirs(&subs);
+    assert_no_dirs(&cg.dirs());
+    t.assert_clean(&id);
+}
+
 // ---------------------------------------------------------------------------
 // Refused limits
 
