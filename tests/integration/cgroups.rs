@@ -846,11 +846,16 @@ fn delete_removes_the_sub_cgroups_the_container_made() {
     for dir in cg.dirs() {
         let deeper = dir.join("sub").join("deeper");
         fs::create_dir_all(&deeper).unwrap();
-        // A new v1 cpuset takes no task until it has cpus and mems.
+        // A new v1 cpuset takes no task until it has cpus and mems (on v2
+        // the sub-cgroups have no cpuset files: no controller is enabled).
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(value) = fs::read_to_string(dir.join(file)) {
-                fs::write(dir.join("sub").join(file), &value).unwrap();
-                fs::write(deeper.join(file), &value).unwrap();
+            let Ok(value) = fs::read_to_string(dir.join(file)) else {
+                continue;
+            };
+            for sub in [dir.join("sub"), deeper.clone()] {
+                if sub.join(file).exists() {
+                    fs::write(sub.join(file), &value).unwrap();
+                }
             }
         }
         guard.0.extend([dir.clone(), dir.join("sub"), deeper.clone()]);
