@@ -16,12 +16,11 @@
 //!
 //! Nothing here runs for a container without such mounts.
 
-use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+use oci_spec::runtime::{Mount, Spec};
 
 use super::mounts;
 use crate::namespaces;
@@ -84,8 +83,10 @@ fn idmap_of(m: &Mount, opts: &mounts::Options, ns: &namespaces::Plan) -> Result<
         (None, None) if joined => Userns::Joined,
         (None, None) if ns.new_user => Userns::Container,
         (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => Userns::Mappings {
-            uid: map_lines(u),
-            gid: map_lines(g),
+            // The on-disk id (the mount's "container" side) shows as the
+            // host id through the mount.
+            uid: namespaces::idmap::map_text(u),
+            gid: namespaces::idmap::map_text(g),
         },
         _ => return Err("id-mapped mounts must have both uid and gid mappings specified"),
     };
@@ -94,16 +95,6 @@ fn idmap_of(m: &Mount, opts: &mounts::Options, ns: &namespaces::Plan) -> Result<
 
 fn is_bind(m: &Mount, opts: &mounts::Options) -> bool {
     m.typ().as_deref() == Some("bind") || opts.is_bind()
-}
-
-/// "containerID hostID size" lines: the on-disk id (the mount's
-/// "container" side) is shown as the host id through the mount.
-pub fn map_lines(maps: &[LinuxIdMapping]) -> String {
-    let mut text = String::new();
-    for m in maps {
-        let _ = writeln!(text, "{} {} {}", m.container_id(), m.host_id(), m.size());
-    }
-    text
 }
 
 /// The parent's side: answers the init's `MountSource` requests while it
