@@ -81,18 +81,14 @@ pub fn clone3_and_pidfd(host: &Host) -> Finding {
     Finding::new(TOPIC, Verdict::Fail, detail).fix("Linux 5.3 or newer, without a seccomp filter denying them")
 }
 
-/// (mount point, filesystem type, super options) of each cgroup mount.
-fn cgroup_mounts(host: &Host) -> Vec<(String, String, String)> {
-    let text = host.read("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
+/// Mount points of the cgroup2 filesystems below /sys/fs/cgroup.
+fn cgroup2_mounts(mountinfo: &str) -> Vec<&str> {
+    mountinfo
+        .lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
             let point = left.split(' ').nth(4)?;
-            let mut r = right.split(' ');
-            let fstype = r.next()?;
-            let superopts = r.nth(1).unwrap_or("");
-            (fstype.starts_with("cgroup") && point.starts_with(CGROUP_ROOT))
-                .then(|| (point.to_string(), fstype.to_string(), superopts.to_string()))
+            (right.starts_with("cgroup2 ") && point.starts_with(CGROUP_ROOT)).then_some(point)
         })
         .collect()
 }
@@ -112,13 +108,17 @@ fn words(text: Option<String>) -> String {
 
 pub fn cgroups(host: &Host) -> Finding {
     const TOPIC: &str = "cgroups";
-    let mounts = cgroup_mounts(host);
-    let v2_at = |point: &str| mounts.iter().any(|(p, t, _)| p == point && t == "cgroup2");
-    let v1: Vec<String> = mounts
-        .iter()
-        .filter(|(_, t, _)| t == "cgroup")
-        .flat_map(|(_, _, opts)| opts.split(',').map(str::to_string).collect::<Vec<_>>())
-        .filter(|o| !matches!(o.as_str(), "rw" | "ro" | "clone_children" | "noprefix" | "xattr") && !o.contains('='))
+    let mountinfo = host.read("/proc/self/mountinfo").unwrap_or_default();
+    let v2 = cgroup2_mounts(&mountinfo);
+    let v2_at = |point: &str| v2.contains(&point);
+    // The v1 controllers as the runtime itself finds them (named
+    // hierarchies such as name=systemd are not controllers).
+    let layout = crate::cgroups::layout::Layout::from_mountinfo(&mountinfo);
+    let v1: Vec<&str> = layout
+        .v1
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.contains('='))
         .collect();
     let hybrid = format!("{CGROUP_ROOT}/unified");
     let detail = if v2_at(CGROUP_ROOT) {
@@ -165,10 +165,10 @@ pub fn cgroups(host: &Host) -> Finding {
 /// The topmost cgroup on the way from the root to our own that this user
 /// owns (its cgroup.procs), with its controllers: the delegated subtree.
 fn delegated_v2(host: &Host) -> Option<(PathBuf, String)> {
-    let own = host.read("/proc/self/cgroup")?;
-    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim().to_string();
+    let own = crate::cgroups::layout::parse_proc_cgroup(&host.read("/proc/self/cgroup")?);
+    let own = own.get("")?;
     let mut dir = PathBuf::from(CGROUP_ROOT);
-    for part in Path::new(&own).components().skip(1) {
+    for part in own.components().skip(1) {
         dir.push(part);
         let procs = host.path(&format!("{}/cgroup.procs", dir.display()));
         if std::fs::metadata(procs).is_ok_and(|m| m.uid() == host.uid) {
