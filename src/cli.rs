@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub debug: bool,
 
-    /// Enable systemd cgroup support (not supported yet)
+    /// Enable systemd cgroup support: cgroupsPath "slice:prefix:name" becomes a systemd scope unit
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 

@@ -21,7 +21,7 @@ mod state;
 mod sync;
 mod sys;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use cli::{Cli, Command, LogFormat};
@@ -46,9 +46,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     };
     let enters_container = matches!(command, Command::Create(_) | Command::Run(_) | Command::Exec(_));
     if enters_container {
-        if cli.systemd_cgroup {
-            bail!("--systemd-cgroup is not supported by this xrun build yet");
-        }
+        cgroups::systemd::set_requested(cli.systemd_cgroup);
         rootless::set_flag(&cli.rootless)?;
         protect::ensure_protected_binary()?;
         process::fds::check_passed()?;

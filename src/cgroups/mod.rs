@@ -10,6 +10,7 @@
 pub mod layout;
 pub mod stats;
 pub mod sub;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -42,6 +43,9 @@ pub struct Record {
     /// Directories xrun created, parents first; removed in reverse.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// The systemd unit the cgroup belongs to (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::unit::Unit>,
 }
 
 impl Record {
@@ -53,6 +57,7 @@ impl Record {
             v1: Vec::new(),
             freezer: None,
             created: Vec::new(),
+            systemd: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Record {
             v1: self.v1.iter().filter(|d| ours(d)).cloned().collect(),
             freezer: self.freezer.clone().filter(ours),
             created: self.created.clone(),
+            systemd: self.systemd.clone(),
         }
     }
 }
@@ -429,6 +435,26 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
     }
 }
 
+/// Writes `r` (and the device rules) into a cgroup that systemd made at
+/// `path` (relative to each hierarchy's root), making the directories of
+/// the hierarchies it does not manage; on error those are removed again.
+pub fn fill(spec: &Spec, layout: &Layout, path: &Path, r: &LinuxResources) -> Result<()> {
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    let mut record = Record::empty(layout.kind);
+    let mut denied = Denied::new(spec);
+    match build(layout, &BTreeMap::new(), path, r, devices, &mut record, &mut denied) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            remove_dirs(&record);
+            Err(e)
+        }
+    }
+}
+
 /// Refuses a cgroup that already exists and has processes in it (anywhere
 /// below) or is frozen, with runc's words: the init would join strangers, or
 /// freeze on arrival and never report back. Checked before anything is
@@ -646,6 +672,14 @@ fn build(
 
 /// Applies new limits to a running container's cgroup (`xrun update`).
 pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
+    let rounded;
+    let r = match &record.systemd {
+        Some(unit) => {
+            rounded = systemd::update(unit, record.kind, r)?;
+            &rounded
+        }
+        None => r,
+    };
     if record.kind == Kind::Unified {
         let dir = record
             .unified
@@ -865,6 +899,12 @@ pub fn destroy(record: &Record) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Empty by now, a scope is stopped at once (not after TimeoutStopSec).
+    if let Some(unit) = &record.systemd {
+        if let Err(e) = systemd::stop(unit) {
+            crate::warn!("stop systemd unit {}: {e:#}", unit.name);
+        }
+    }
     remove_dirs(record);
 }
 
@@ -970,6 +1010,7 @@ mod tests {
             v1: vec![base.join("new/leaf"), base.join("old")],
             freezer: Some(base.join("old")),
             created,
+            systemd: None,
         };
         let ours = record.only_created();
         assert_eq!(ours.dirs().collect::<Vec<_>>(), vec![&base.join("new/leaf")]);
@@ -989,6 +1030,7 @@ mod tests {
             v1: vec![],
             freezer: None,
             created,
+            systemd: None,
         };
         remove_dirs(&record);
         assert!(!base.exists());

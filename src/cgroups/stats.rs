@@ -555,6 +555,7 @@ mod tests {
             ],
             freezer: None,
             created: Vec::new(),
+            systemd: None,
         };
         assert_eq!(v1_dir(&rec, "cpuacct"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/x")));
         assert_eq!(v1_dir(&rec, "cpu"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/x")));

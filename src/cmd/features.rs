@@ -178,8 +178,8 @@ fn features() -> Features {
             cgroup: Cgroup {
                 v1: true,
                 v2: true,
-                systemd: false,
-                systemd_user: false,
+                systemd: true,
+                systemd_user: true,
                 rdma: true,
             },
             seccomp: Seccomp {

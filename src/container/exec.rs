@@ -82,6 +82,7 @@ pub fn start(
         oom_score_adj: spec_process.oom_score_adj(),
         // The container's /dev/console stays the init's.
         console: console::Plan::from_process(spec_process, false),
+        systemd: None,
         lsm: process::lsm::ExecLabels::new(
             spec_process.apparmor_profile().as_deref(),
             spec_process.selinux_label().as_deref(),

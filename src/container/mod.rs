@@ -88,6 +88,8 @@ pub struct Launch<'a> {
     pub oom_score_adj: Option<i32>,
     /// process.terminal: the pty to set up.
     pub console: Option<console::Plan>,
+    /// `--systemd-cgroup`: the unit the init is started in once cloned.
+    pub systemd: Option<cgroups::systemd::Scope>,
 }
 
 impl Launch<'_> {
@@ -155,6 +157,11 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     // Read once: the cgroup mount inside and the container's cgroup need it.
     let cgroup_layout = cgroups::layout::Layout::detect()?;
     let rootfs = rootfs_plan(&bundle, args, &ns, &cgroup_layout)?;
+    let systemd = if cgroups::systemd::requested() {
+        Some(cgroups::systemd::Scope::new(spec, &args.id, &cgroup_layout)?)
+    } else {
+        None
+    };
     let seccomp = seccomp::from_spec(spec)?;
     let personality = process::attrs::personality_of(spec)?;
     // Connected before anything exists, so a bad path leaves nothing behind.
@@ -172,7 +179,10 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
     crate::phase!("state");
     let dir = ContainerDir::create(root, &args.id)?;
     let mut hook_state = initial_state(&bundle, &args.id, &ns);
-    hook_state.cgroup = Some(cgroups::plan(spec, &args.id, &cgroup_layout));
+    hook_state.cgroup = Some(match &systemd {
+        Some(scope) => scope.plan(&cgroup_layout),
+        None => cgroups::plan(spec, &args.id, &cgroup_layout),
+    });
     if let Err(e) = dir.save(&hook_state) {
         let _ = dir.remove();
         return Err(e);
@@ -200,6 +210,7 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         lsm: process::lsm::ExecLabels::from_spec(spec, &process::lsm::Host::real()),
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         console: console_plan,
+        systemd,
     };
     let pid_file = args.pid_file.as_deref();
     match start_init(&dir, &mut launch, &cgroup_layout, pid_file, sockets) {
@@ -318,7 +329,16 @@ fn start_init(
         Some(r) => r.clone(),
         None => cgroups::plan(&launch.bundle.spec, &launch.id, cgroup_layout),
     };
-    let cgroup = match cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout, &planned) {
+    let prepared = match &launch.systemd {
+        // systemd makes the cgroup when the init is there to put in it.
+        Some(_) => Ok(cgroups::Prepared {
+            record: planned,
+            clone_into: None,
+            skipped: false,
+        }),
+        None => cgroups::prepare(&launch.bundle.spec, &launch.id, cgroup_layout, &planned),
+    };
+    let cgroup = match prepared {
         Ok(c) => c,
         Err(e) => {
             // prepare removed what it made; the rest of the plan may be
@@ -591,9 +611,19 @@ fn early_failure(sync_fd: RawFd) -> Option<sync::Failure> {
 /// without CLONE_INTO_CGROUP), then lets it go on: an init waits for that
 /// before it makes anything (it is recorded by now), and so does a child
 /// that creates its cgroup namespace once placed.
-fn place(launch: &Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: RawFd) -> Result<()> {
+fn place(launch: &mut Launch, record: Option<&cgroups::Record>, pid: i32, sync_fd: RawFd) -> Result<()> {
     match record {
         Some(record) if launch.mode == Mode::Exec => cgroups::sub::place(record, pid, launch.cgroup_fallback_init)?,
+        Some(_) if launch.systemd.is_some() => {
+            let scope = launch.systemd.as_mut().expect("checked");
+            if let Err(e) = scope.start(pid, &launch.bundle.spec) {
+                if !scope.started {
+                    // Not ours (a unit of that name exists): never stopped.
+                    launch.hook_state.cgroup = None;
+                }
+                return Err(e);
+            }
+        }
         Some(record) => cgroups::place(record, pid)?,
         None => {}
     }
