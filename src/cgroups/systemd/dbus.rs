@@ -620,6 +620,26 @@ impl Message {
         }
     }
 
+    /// The reply to `call`.
+    pub fn method_return(call: &Message, body: Vec<Value>) -> Message {
+        Message {
+            reply_serial: Some(call.serial),
+            destination: call.sender.clone(),
+            body,
+            ..Message::new(MessageType::MethodReturn)
+        }
+    }
+
+    /// An error reply to `call`.
+    pub fn error(call: &Message, name: &str, text: &str) -> Message {
+        Message {
+            kind: MessageType::Error,
+            error_name: Some(name.to_string()),
+            body: vec![Value::str(text)],
+            ..Message::method_return(call, Vec::new())
+        }
+    }
+
     pub fn kind(&self) -> MessageType {
         self.kind
     }
@@ -1176,6 +1196,15 @@ impl Connection {
         }
     }
 
+    /// The next message of any kind, queued signals first (for a peer
+    /// that serves calls, such as a test's stand-in for systemd).
+    pub fn receive(&mut self, timeout: Duration) -> Result<Message> {
+        if let Some(m) = self.queue.pop_front() {
+            return Ok(m);
+        }
+        self.next_message(Instant::now() + timeout)
+    }
+
     /// Asks the bus to send us the signals that match `rule`.
     pub fn add_match(&mut self, rule: &str) -> Result<()> {
         self.call(
@@ -1208,3 +1237,6 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests;
