@@ -619,3 +619,69 @@ fn bus_closed_under_a_call_is_an_error() {
         "{text}"
     );
 }
+
+/// A peer that rejects our uid, as a bus does when we are in a user
+/// namespace, then accepts EXTERNAL without an identity (if `accept`).
+/// Returns the lines it received.
+fn rejecting_peer(accept: bool) -> (std::path::PathBuf, std::thread::JoinHandle<Vec<String>>) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("xrun-dbus-auth-{}-{n}", std::process::id()));
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut lines = Vec::new();
+        for line in BufReader::new(stream).split(b'\n') {
+            let line = String::from_utf8(line.unwrap())
+                .unwrap()
+                .trim_end_matches('\r')
+                .to_string();
+            let answer = match line.trim_start_matches('\0') {
+                l if l.starts_with("AUTH EXTERNAL ") => "REJECTED EXTERNAL\r\n",
+                "AUTH EXTERNAL" if accept => "DATA\r\n",
+                "AUTH EXTERNAL" => "REJECTED EXTERNAL\r\n",
+                "DATA" => "OK 0123456789abcdef0123456789abcdef\r\n",
+                _ => "",
+            };
+            lines.push(line.clone());
+            std::io::Write::write_all(&mut out, answer.as_bytes()).unwrap();
+            if line == "BEGIN" || (line == "AUTH EXTERNAL" && !accept) {
+                break;
+            }
+        }
+        lines
+    });
+    (path, server)
+}
+
+#[test]
+fn auth_falls_back_to_the_identity_the_socket_shows() {
+    let (path, server) = rejecting_peer(true);
+    let conn = Connection::connect_peer(&format!("unix:path={}", path.display()));
+    let lines = server.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    conn.unwrap();
+    let uid_hex: String = sys::geteuid().to_string().bytes().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("\0AUTH EXTERNAL {uid_hex}"),
+            "AUTH EXTERNAL".into(),
+            "DATA".into(),
+            "BEGIN".into()
+        ]
+    );
+
+    let (path, server) = rejecting_peer(false);
+    let err = Connection::connect_peer(&format!("unix:path={}", path.display()))
+        .err()
+        .unwrap();
+    server.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let want = format!(
+        "authenticate to D-Bus at {}: server answered \"REJECTED EXTERNAL\"",
+        path.display()
+    );
+    assert_eq!(format!("{err:#}"), want);
+}
