@@ -612,6 +612,24 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<()> {
     }
 }
 
+/// All of `buf` on a stream socket, however many sends that takes; a closed
+/// peer is EPIPE, never SIGPIPE; a send timeout (SO_SNDTIMEO) is WouldBlock.
+pub fn send_all_nosignal(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: pointer and length describe `buf`.
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
 /// One datagram carrying `passed` as SCM_RIGHTS; a closed peer is EPIPE.
 pub fn send_with_fd(sock: RawFd, buf: &[u8], passed: RawFd) -> io::Result<()> {
     let mut iov = libc::iovec {

@@ -208,9 +208,7 @@ fn check_placed(pid: i32, layout: &Layout, cgroup: &Path) -> Result<()> {
 }
 
 fn is_dbus_error(e: &anyhow::Error, name: &str) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<manager::DbusError>())
-        .any(|d| d.name == name)
+    dbus::error_name(e) == Some(name)
 }
 
 /// Applies new limits to a running container's unit (`update`): systemd's
