@@ -208,13 +208,12 @@ pub fn systemd(host: &Host) -> Finding {
     }
     Finding::new(
         TOPIC,
-        Verdict::No,
+        Verdict::Ok,
         format!(
-            "systemd and D-Bus ({}) are there; this xrun has no systemd cgroup driver yet",
+            "systemd and D-Bus ({}) are there: --systemd-cgroup can start scope units",
             bus.display()
         ),
     )
-    .fix("run without --systemd-cgroup (cgroups are written directly)")
 }
 
 fn sysctl(host: &Host, name: &str) -> Option<i64> {
