@@ -12,7 +12,7 @@ mod variant;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxResources, Spec};
 
 use super::layout::{self, Kind, Layout};
@@ -62,6 +62,10 @@ impl Scope {
         // Rootless: the caller's own systemd instance (runc's rule).
         let user = crate::rootless::cgroups();
         let unit = Unit::from_cgroups_path(&path, id, user)?;
+        // sd_booted(3), as runc checks it.
+        if !Path::new("/run/systemd/system").is_dir() {
+            bail!("systemd not running on this host, cannot use systemd cgroups manager");
+        }
         let empty = Default::default();
         let annotations = props::from_annotations(spec.annotations().as_ref().unwrap_or(&empty))?;
         let legacy = layout.kind != Kind::Unified;
