@@ -532,7 +532,7 @@ const DEFAULT_DEVICE_RULES: [(&str, i64, i64, &str, Option<&str>); 11] = [
 /// `linux.devices` entry only creates the node: it adds no allow rule, so a
 /// deny in the config is never overridden by it, and a default whose path
 /// it names is dropped (the config's node replaces it).
-fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
+pub(crate) fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runtime::LinuxDevice]) -> LinuxResources {
     let mut r = r.clone();
     let deny_all = serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"}));
     let mut rules: Vec<LinuxDeviceCgroup> = deny_all.into_iter().collect();

@@ -71,6 +71,7 @@ impl Scope {
         let legacy = layout.kind != Kind::Unified;
         let mut properties = props::base(&unit, id, None, legacy);
         properties.extend(limits(&resources(spec), legacy)?);
+        properties.extend(device_properties(spec)?);
         properties.extend(annotations);
         let mut manager = Manager::connect(user)?;
         // A user instance's units live below its own cgroup.
@@ -168,6 +169,17 @@ impl Scope {
             }
         }
     }
+}
+
+/// The device rules (with the default devices) as systemd's properties.
+fn device_properties(spec: &Spec) -> Result<Vec<Property>> {
+    let linux = spec.linux().as_ref();
+    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    let default = LinuxResources::default();
+    let r = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&default);
+    let rules = super::with_default_devices(r, devices);
+    let entries = super::v2::devices::systemd_allow_list(rules.devices().as_deref().unwrap_or(&[]))?;
+    Ok(props::devices(entries))
 }
 
 /// linux.resources with the CPU quota systemd can express.

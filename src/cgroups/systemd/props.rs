@@ -124,6 +124,23 @@ pub fn limits<'a>(r: &LinuxResources, writes: impl IntoIterator<Item = (&'a str,
     Ok(out)
 }
 
+/// The device rules as systemd's DevicePolicy and DeviceAllow (runc sends
+/// them too, so systemd's view of the unit matches): `entries` None is
+/// "auto", no device program of systemd's.
+pub fn devices(entries: Option<Vec<(String, String)>>) -> Vec<Property> {
+    let Some(entries) = entries else {
+        return vec![prop("DevicePolicy", Value::Str("auto".into()))];
+    };
+    let allow = entries
+        .into_iter()
+        .map(|(path, access)| Value::Struct(vec![Value::Str(path), Value::Str(access)]))
+        .collect();
+    vec![
+        prop("DevicePolicy", Value::Str("strict".into())),
+        prop("DeviceAllow", Value::Array("(ss)".into(), allow)),
+    ]
+}
+
 /// A cpu/node list ("0-3,8") as systemd's byte mask: bit i of byte j is
 /// number 8j+i.
 fn list_to_bits(list: &str) -> Result<Vec<u8>> {

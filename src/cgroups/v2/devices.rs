@@ -120,6 +120,35 @@ fn parse(i: usize, rule: &LinuxDeviceCgroup) -> Result<Rule> {
     }))
 }
 
+/// The rules as systemd's DevicePolicy=strict with DeviceAllow entries
+/// (path, access), or None when they start from allow-all (DevicePolicy
+/// auto). systemd cannot express every rule (denies inside an allowed range,
+/// "*:n"): it then gets a wider allow than the rules, never a narrower one,
+/// since the kernel lets a device through only when every attached program
+/// does, and this module's program is attached too.
+pub(in crate::cgroups) fn systemd_allow_list(rules: &[LinuxDeviceCgroup]) -> Result<Option<Vec<(String, String)>>> {
+    let (default_allow, exceptions) = effective(rules)?;
+    if default_allow {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for e in exceptions.iter().filter(|e| e.allow) {
+        let group = if e.typ == DEV_BLOCK { "block" } else { "char" };
+        let path = match (e.major, e.minor) {
+            (Some(major), Some(minor)) => format!("/dev/{group}/{major}:{minor}"),
+            (Some(major), None) => format!("{group}-{major}"),
+            (None, _) => format!("{group}-*"),
+        };
+        let access: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+            .iter()
+            .filter(|(bit, _)| e.access & bit != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        out.push((path, access));
+    }
+    Ok(Some(out))
+}
+
 /// The default verdict and the rules that still matter, oldest first.
 fn effective(rules: &[LinuxDeviceCgroup]) -> Result<(bool, Vec<Exception>)> {
     let mut default_allow = false;
@@ -260,6 +289,45 @@ fn load(insns: &[Insn]) -> Result<OwnedFd> {
             if log.is_empty() { "" } else { ": " },
         )
     })
+}
+
+#[cfg(test)]
+mod systemd_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules(v: serde_json::Value) -> Vec<LinuxDeviceCgroup> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn rules_as_systemd_device_entries() {
+        let r = rules(json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rw"},
+            {"allow": true, "type": "b", "access": "m"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "w"},
+            {"allow": true, "type": "c", "minor": 5, "access": "r"}
+        ]));
+        let entries = systemd_allow_list(&r).unwrap().unwrap();
+        let e = |p: &str, a: &str| (p.to_string(), a.to_string());
+        assert_eq!(
+            entries,
+            vec![
+                e("/dev/char/1:3", "rwm"),
+                e("char-136", "rw"),
+                e("block-*", "m"),
+                e("char-*", "r")
+            ]
+        );
+        let open = rules(
+            json!([{"allow": true, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]),
+        );
+        assert_eq!(systemd_allow_list(&open).unwrap(), None);
+        let none = rules(json!([{"allow": false, "access": "rwm"}]));
+        assert_eq!(systemd_allow_list(&none).unwrap(), Some(vec![]));
+    }
 }
 
 #[cfg(test)]
