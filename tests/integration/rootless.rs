@@ -232,7 +232,7 @@ impl Drop for Rootless {
 }
 
 /// runc (any version) under test: its own words and state root name.
-fn is_runc() -> bool {
+pub(crate) fn is_runc() -> bool {
     runtime_bin()
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("runc"))
