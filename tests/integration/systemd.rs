@@ -10,10 +10,11 @@
 //! still loaded when it ends (after stopping it).
 
 use crate::common::*;
-use crate::rootless::is_runc;
+use crate::rootless::{is_runc, Rootless};
 use serde_json::{json, Value};
 use std::fs;
 use std::ops::{Deref, DerefMut};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -55,17 +56,31 @@ fn systemctl(args: &[&str]) -> std::process::Output {
         .expect("running systemctl")
 }
 
+impl Props {
+    #[track_caller]
+    fn parse(unit: &str, out: std::process::Output) -> Props {
+        assert!(out.status.success(), "systemctl show {unit}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        Props(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// Whether `systemctl show -p LoadState` output says loaded (no panic:
+/// used from Drop).
+fn says_loaded(out: &std::process::Output) -> bool {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == "LoadState=loaded")
+}
+
 #[track_caller]
 fn show(unit: &str, props: &[&str]) -> Props {
-    let out = systemctl(&["show", "-p", &props.join(","), unit]);
-    assert!(out.status.success(), "systemctl show {unit}: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    Props(
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    )
+    Props::parse(unit, systemctl(&["show", "-p", &props.join(","), unit]))
 }
 
 fn load_state(unit: &str) -> String {
@@ -152,7 +167,7 @@ impl Drop for Sd {
         let left: Vec<String> = self
             .units
             .iter()
-            .filter(|u| load_state(u) == "loaded")
+            .filter(|u| says_loaded(&systemctl(&["show", "-p", "LoadState", u])))
             .cloned()
             .collect();
         for unit in left.iter().chain(&self.slices) {
@@ -165,15 +180,23 @@ impl Drop for Sd {
     }
 }
 
+/// Whether systemd is PID 1 on cgroup v2 (else reports the skip).
+fn systemd_v2_host() -> bool {
+    if !Path::new("/run/systemd/system").is_dir() {
+        skip("systemd is not PID 1 (no /run/systemd/system): runs in the systemd VM stage");
+        return false;
+    }
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        skip("needs cgroup v2 at /sys/fs/cgroup");
+        return false;
+    }
+    true
+}
+
 impl Sd {
     /// None (skipped) unless systemd is PID 1 on a cgroup v2 host.
     fn new() -> Option<Sd> {
-        if !Path::new("/run/systemd/system").is_dir() {
-            skip("systemd is not PID 1 (no /run/systemd/system): runs in the systemd VM stage");
-            return None;
-        }
-        if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            skip("needs cgroup v2 at /sys/fs/cgroup");
+        if !systemd_v2_host() {
             return None;
         }
         Some(Sd {
@@ -248,14 +271,6 @@ impl Sd {
     }
 }
 
-fn resources(config: &mut Value) -> &mut Value {
-    let linux = &mut config["linux"];
-    if linux.get("resources").is_none() {
-        linux["resources"] = json!({});
-    }
-    &mut linux["resources"]
-}
-
 /// A cgroup namespace and the cgroup mount at /sys/fs/cgroup.
 fn add_cgroup_ns_and_mount(config: &mut Value) {
     set_namespace(config, "cgroup", None);
@@ -297,7 +312,7 @@ fn scope_unit_has_the_resources_and_the_container_sees_its_cgroup() {
     let Some(mut t) = Sd::new() else { return };
     let id = t.id.clone();
     let unit = t.use_scope("system.slice", &id);
-    *resources(&mut t.config) = json!({
+    t.config["linux"]["resources"] = json!({
         "memory": {"limit": 134217728, "reservation": 67108864, "swap": 201326592},
         "cpu": {"shares": 512, "quota": 12345, "period": 50000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 77},
@@ -557,7 +572,7 @@ fn update_changes_the_unit_and_the_cgroup_files() {
     let Some(mut t) = Sd::new() else { return };
     let id = t.id.clone();
     let unit = t.use_scope("system.slice", &id);
-    *resources(&mut t.config) = json!({
+    t.config["linux"]["resources"] = json!({
         "memory": {"limit": 134217728, "swap": 201326592},
         "cpu": {"quota": 50000, "period": 100000},
         "pids": {"limit": 77}
@@ -802,17 +817,193 @@ fn default_devices_are_a_strict_device_policy() {
     );
     let xloop = report.path("/dev/xloop");
     assert_eq!(
-        (&xloop["type"], &xloop["read"]),
+        (&xloop["type"], &xloop["write"]),
         (&json!("blk"), &json!("EPERM")),
         "{xloop}"
     );
 
     let p = show(&unit, &["DevicePolicy", "DeviceAllow"]);
     assert_eq!(p.get("DevicePolicy"), "strict");
-    let mut allow = p.all("DeviceAllow");
+    let (mut allow, mut expected) = (p.all("DeviceAllow"), DEFAULT_DEVICE_ALLOW.to_vec());
     allow.sort();
-    assert_eq!(allow, DEFAULT_DEVICE_ALLOW);
+    expected.sort();
+    assert_eq!(allow, expected);
     t.sd(&["delete", "--force", &id]).assert_ok();
     assert_unit_gone(&unit);
     t.assert_clean(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Rootless, with the user's own systemd instance
+
+/// A rootless test (rootless::Rootless, run as the test user) whose
+/// `--systemd-cgroup` runtime talks to the user's systemd instance
+/// (user@UID.service, started for it). Dropping it deletes the containers,
+/// then stops any of its units still loaded in that instance, and the
+/// instance if the test started it.
+struct UserSd {
+    rl: Option<Rootless>,
+    uid: u32,
+    gid: u32,
+    units: Vec<String>,
+    started_manager: bool,
+}
+
+impl Deref for UserSd {
+    type Target = Rootless;
+    fn deref(&self) -> &Rootless {
+        self.rl.as_ref().unwrap()
+    }
+}
+
+impl DerefMut for UserSd {
+    fn deref_mut(&mut self) -> &mut Rootless {
+        self.rl.as_mut().unwrap()
+    }
+}
+
+impl Drop for UserSd {
+    fn drop(&mut self) {
+        drop(self.rl.take());
+        let left: Vec<String> = self
+            .units
+            .iter()
+            .filter(|u| says_loaded(&self.user_systemctl(&["show", "-p", "LoadState", u])))
+            .cloned()
+            .collect();
+        for unit in &left {
+            self.user_systemctl(&["stop", unit]);
+        }
+        if self.started_manager {
+            systemctl(&["stop", &self.manager()]);
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("user units still loaded at the end of the test (now stopped): {left:?}");
+        }
+    }
+}
+
+impl UserSd {
+    fn new() -> Option<UserSd> {
+        if !systemd_v2_host() {
+            return None;
+        }
+        let rl = Rootless::new()?;
+        let (uid, gid) = (rl.user.uid, rl.user.gid);
+        let mut sd = UserSd {
+            rl: Some(rl),
+            uid,
+            gid,
+            units: Vec::new(),
+            started_manager: false,
+        };
+        let manager = sd.manager();
+        sd.started_manager = show(&manager, &["ActiveState"]).get("ActiveState") != "active";
+        let out = systemctl(&["start", &manager]);
+        assert!(out.status.success(), "systemctl start {manager}: {out:?}");
+        let bus = sd.bus();
+        assert!(
+            poll_until(Duration::from_secs(20), || Path::new(&bus).exists()),
+            "no user bus at {bus}"
+        );
+        Some(sd)
+    }
+
+    fn manager(&self) -> String {
+        format!("user@{}.service", self.uid)
+    }
+
+    fn bus(&self) -> String {
+        format!("/run/user/{}/bus", self.uid)
+    }
+
+    /// `systemctl --user ARGS` as the user, against its instance.
+    fn user_systemctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .env_clear()
+            .env("XDG_RUNTIME_DIR", format!("/run/user/{}", self.uid))
+            .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", self.bus()))
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running systemctl --user")
+    }
+
+    #[track_caller]
+    fn user_show(&self, unit: &str, props: &[&str]) -> Props {
+        Props::parse(unit, self.user_systemctl(&["show", "-p", &props.join(","), unit]))
+    }
+
+    fn load_state(&self, unit: &str) -> String {
+        self.user_show(unit, &["LoadState"]).get("LoadState").to_string()
+    }
+
+    /// The runtime as the user with `--systemd-cgroup`, told the user bus.
+    #[track_caller]
+    fn sd(&self, args: &[&str]) -> CmdOutput {
+        let mut all = vec!["--systemd-cgroup"];
+        all.extend_from_slice(args);
+        let mut cmd = self.command(&all);
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", self.bus()));
+        self.env.exec(cmd)
+    }
+}
+
+/// runc puts the scope in the slice of the cgroupsPath under the user
+/// manager's own cgroup (user@UID.service/user.slice/...), with the limits
+/// the user's delegation allows (pids, memory).
+#[test]
+fn rootless_scope_lives_under_the_user_manager() {
+    let Some(mut sd) = UserSd::new() else { return };
+    let id = sd.new_id("rl-sd");
+    let unit = format!("{PREFIX}-{id}.scope");
+    sd.units.push(unit.clone());
+    sd.write_spec(|s| {
+        s["process"]["args"] = json!(["sleep", "60"]);
+        s["linux"]["cgroupsPath"] = json!(format!("user.slice:{PREFIX}:{id}"));
+        s["linux"]["resources"] = json!({"pids": {"limit": 10}, "memory": {"limit": 67108864}});
+    });
+    sd.sd(&["run", "--detach", &id]).assert_ok();
+    let state: Value = serde_json::from_str(&sd.sd(&["state", &id]).assert_ok().stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+
+    let manager_cg = show(&sd.manager(), &["ControlGroup"]).get("ControlGroup").to_string();
+    let control_group = format!("{manager_cg}/user.slice/{unit}");
+    assert_eq!(proc_cgroup(pid), format!("0::{control_group}"), "the init's cgroup");
+    let p = sd.user_show(
+        &unit,
+        &[
+            "LoadState",
+            "ActiveState",
+            "Delegate",
+            "Slice",
+            "ControlGroup",
+            "TasksMax",
+            "MemoryMax",
+        ],
+    );
+    let expected = [
+        ("LoadState", "loaded"),
+        ("ActiveState", "active"),
+        ("Delegate", "yes"),
+        ("Slice", "user.slice"),
+        ("ControlGroup", control_group.as_str()),
+        ("TasksMax", "10"),
+        ("MemoryMax", "67108864"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(p.get(name), value, "{unit}: {name}");
+    }
+    let dir = cgroup_dir(&control_group);
+    assert_eq!(read_cg(&dir, "pids.max"), "10");
+    assert_eq!(read_cg(&dir, "memory.max"), "67108864");
+
+    sd.sd(&["delete", "--force", &id]).assert_ok();
+    poll_until(Duration::from_secs(10), || sd.load_state(&unit) == "not-found");
+    assert_eq!(sd.load_state(&unit), "not-found", "{unit} in the user's instance");
+    assert_dir_gone(&dir);
+    sd.assert_clean(&id);
 }
