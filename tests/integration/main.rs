@@ -38,5 +38,6 @@ mod rootless;
 mod seccomp;
 mod security;
 mod state;
+mod systemd;
 mod terminal;
 mod time_ns;

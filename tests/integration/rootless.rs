@@ -22,9 +22,9 @@ const USER: &str = "xrun-rootless";
 const RANGE: u32 = 65536;
 
 /// The unprivileged user and its subordinate ranges.
-struct User {
-    uid: u32,
-    gid: u32,
+pub(crate) struct User {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     subuid: u32,
     subgid: u32,
 }
@@ -102,9 +102,9 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A test's bundle and XDG_RUNTIME_DIR, owned by the user under /tmp (the
 /// checkout may not be open to other users), with the runtime copied there
 /// when the user cannot run it where it is.
-struct Rootless {
-    env: TestEnv,
-    user: &'static User,
+pub(crate) struct Rootless {
+    pub(crate) env: TestEnv,
+    pub(crate) user: &'static User,
     base: PathBuf,
     bundle: PathBuf,
     xdg: PathBuf,
@@ -113,7 +113,7 @@ struct Rootless {
 }
 
 impl Rootless {
-    fn new() -> Option<Rootless> {
+    pub(crate) fn new() -> Option<Rootless> {
         let env = TestEnv::new()?;
         let user = user();
         let base = Path::new("/tmp").join(format!(
@@ -161,14 +161,14 @@ impl Rootless {
         Some(rl)
     }
 
-    fn new_id(&mut self, stem: &str) -> String {
+    pub(crate) fn new_id(&mut self, stem: &str) -> String {
         let id = self.env.new_id(stem);
         self.ids.push(id.clone());
         id
     }
 
     /// The runtime as the user: no --root, $XDG_RUNTIME_DIR its own.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .current_dir(&self.bundle)
@@ -188,7 +188,7 @@ impl Rootless {
     }
 
     /// `spec --rootless` as the user, then `edit` on it.
-    fn write_spec(&self, edit: impl FnOnce(&mut Value)) {
+    pub(crate) fn write_spec(&self, edit: impl FnOnce(&mut Value)) {
         let _ = fs::remove_file(self.bundle.join("config.json"));
         self.rt(&["spec", "--rootless"]).assert_ok();
         let path = self.bundle.join("config.json");
@@ -206,7 +206,7 @@ impl Rootless {
 
     /// Nothing of `id` left: no state, no process in the bundle's rootfs.
     #[track_caller]
-    fn assert_clean(&self, id: &str) {
+    pub(crate) fn assert_clean(&self, id: &str) {
         let left: Vec<_> = fs::read_dir(self.state_root())
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
@@ -232,7 +232,7 @@ impl Drop for Rootless {
 }
 
 /// runc (any version) under test: its own words and state root name.
-fn is_runc() -> bool {
+pub(crate) fn is_runc() -> bool {
     runtime_bin()
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("runc"))
