@@ -672,6 +672,25 @@ fn build(
 
 /// Applies new limits to a running container's cgroup (`xrun update`).
 pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
+    if record.kind == Kind::Unified {
+        let dir = record
+            .unified
+            .as_ref()
+            .ok_or_else(|| anyhow!("container has no cgroup v2 directory"))?;
+        // Quota or period alone keeps the other as it is (cpu.max has both),
+        // a memory limit alone the memory+swap total.
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let r = v2::cpu::keep_current_max(r, read("cpu.max").as_deref());
+        let mut r = v2::memory::keep_swap_total(&r, read("memory.max").as_deref(), read("memory.swap.max").as_deref());
+        if let Some(unit) = &record.systemd {
+            r = systemd::update(unit, record.kind, &r)?;
+        }
+        let mut writer = Writer::default();
+        for w in v2::writes(&r)? {
+            writer.write(dir, &w)?;
+        }
+        return writer.finish();
+    }
     let rounded;
     let r = match &record.systemd {
         Some(unit) => {
@@ -680,20 +699,6 @@ pub fn update(record: &Record, r: &LinuxResources) -> Result<()> {
         }
         None => r,
     };
-    if record.kind == Kind::Unified {
-        let dir = record
-            .unified
-            .as_ref()
-            .ok_or_else(|| anyhow!("container has no cgroup v2 directory"))?;
-        // Quota or period alone keeps the other as it is (cpu.max has both).
-        let current = std::fs::read_to_string(dir.join("cpu.max")).ok();
-        let r = v2::cpu::keep_current_max(r, current.as_deref());
-        let mut writer = Writer::default();
-        for w in v2::writes(&r)? {
-            writer.write(dir, &w)?;
-        }
-        return writer.finish();
-    }
     let layout = Layout::detect()?;
     let unified_controllers = layout.unified_controllers();
     let mut writer = Writer::default();

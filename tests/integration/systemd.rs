@@ -1007,3 +1007,39 @@ fn rootless_scope_lives_under_the_user_manager() {
     assert_dir_gone(&dir);
     sd.assert_clean(&id);
 }
+
+/// Where systemd is not the init system, `--systemd-cgroup` is refused in
+/// runc's words before anything is made; a malformed cgroupsPath is named
+/// first, as runc checks it first.
+#[test]
+fn refused_where_systemd_is_not_running() {
+    let Some(mut env) = TestEnv::new() else { return };
+    if Path::new("/run/systemd/system").exists() {
+        return skip("systemd runs here: the systemd:: tests cover the driver");
+    }
+    let id = env.id.clone();
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    for (path, words) in [
+        (
+            "bad".to_string(),
+            "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got \"bad\" instead",
+        ),
+        (
+            format!("system.slice:xrun-test:{id}"),
+            "systemd not running on this host, cannot use systemd cgroups manager",
+        ),
+    ] {
+        env.config["linux"]["cgroupsPath"] = json!(path);
+        env.write_config();
+        for verb in ["create", "run"] {
+            let out = env.rt(&["--systemd-cgroup", verb, "--bundle", &bundle, &id]);
+            out.assert_fails();
+            assert!(
+                out.error_msgs().iter().any(|m| m.ends_with(words)),
+                "{verb} {path}: {}",
+                out.stderr
+            );
+            env.assert_clean(&id);
+        }
+    }
+}

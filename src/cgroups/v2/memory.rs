@@ -73,11 +73,55 @@ fn swap_max(swap: i64, limit: i64) -> Result<Option<Write>> {
     Ok(Some(if value <= 0 { w.optional() } else { w }))
 }
 
+/// `update` of the limit alone keeps the memory+swap total the cgroup has
+/// (memory.max plus memory.swap.max), as runc keeps the swap of its saved
+/// config: on cgroup v2 the swap file then moves with the limit. Nothing is
+/// kept when either file says "max" (or is missing).
+pub(in crate::cgroups) fn keep_swap_total(
+    r: &LinuxResources,
+    max: Option<&str>,
+    swap_max: Option<&str>,
+) -> LinuxResources {
+    let mut r = r.clone();
+    let Some(mut m) = *r.memory() else { return r };
+    let number = |v: Option<&str>| v.and_then(|v| v.trim().parse::<i64>().ok());
+    if m.limit().is_some_and(|l| l > 0) && m.swap().is_none() {
+        if let (Some(max), Some(swap)) = (number(max), number(swap_max)) {
+            m.set_swap(Some(max + swap));
+            r.set_memory(Some(m));
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_updated_limit_keeps_the_total() {
+        let kept = |v, max, swap| {
+            let r = keep_swap_total(&res(v), max, swap);
+            r.memory().as_ref().and_then(|m| m.swap())
+        };
+        assert_eq!(
+            kept(json!({"memory": {"limit": 100}}), Some("128\n"), Some("64\n")),
+            Some(192)
+        );
+        assert_eq!(kept(json!({"memory": {"limit": 100}}), Some("max"), Some("64")), None);
+        assert_eq!(kept(json!({"memory": {"limit": 100}}), Some("128"), Some("max")), None);
+        assert_eq!(
+            kept(json!({"memory": {"limit": 100, "swap": 300}}), Some("128"), Some("64")),
+            Some(300)
+        );
+        assert_eq!(
+            kept(json!({"memory": {"reservation": 100}}), Some("128"), Some("64")),
+            None
+        );
+        assert_eq!(kept(json!({"memory": {"limit": 100}}), Some("128"), None), None);
+    }
 
     fn mem(v: serde_json::Value) -> Result<Vec<(String, String)>> {
         writes(&res(json!({ "memory": v }))).map(|w| files(&w))
