@@ -79,7 +79,9 @@ for line in sys.stdin:
 mkdir -p target
 SNAP=$(mktemp -d "$PWD/target/vm-systemd.XXXXXX")
 trap 'rm -rf "$SNAP"' EXIT
-cp "$RUNTIME" "$SNAP/runtime"
+# The runtime keeps its name: it shows in its messages, which tests read.
+mkdir "$SNAP/runtime"
+cp "$RUNTIME" "$SNAP/runtime/$(basename "$RUNTIME")"
 cp "$test_bin" "$SNAP/integration"
 echo "systemd.sh: runtime $RUNTIME; tests: ${FILTERS[*]}; e2e: ${E2E[*]}" >&2
 
