@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs every xrun test on this machine: formatting, lints, unit tests and the
-# integration suite (which starts real containers, so it needs root).
-# Installs what it needs from Debian and crates.io; safe to run repeatedly.
+# Runs every xrun test on this machine: formatting, lints, unit tests, the
+# integration suite (which starts real containers, so it needs root), the
+# end-to-end stage (containerd, Docker, podman), and in QEMU VMs the cgroup v2
+# stage and the systemd stage (systemd cgroup driver).
+# Installs what it needs from Debian, crates.io and PyPI (the stages' scripts
+# install their own: engines, qemu, a kernel, virtme-ng); safe to run
+# repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,4 +61,14 @@ if [ "${XRUN_SKIP_VM:-0}" = 1 ]; then
 else
     echo "== cgroup v2 VM stage"
     tests/vm/integration.sh cgroups:: events:: lifecycle:: exec:: hardening_fds:: rootfs_hardening:: interrupted:: check:: memory_policy:: pidfd_socket:: exec_cgroup:: namespaces::joined time_ns::time_offsets_with_a_joined rootless::
+fi
+
+# The systemd cgroup driver needs systemd as PID 1: a second VM (systemd on
+# pure cgroup v2) runs the systemd:: integration tests and the e2e stage with
+# the engines' systemd drivers. XRUN_SKIP_SYSTEMD_VM=1 skips the stage.
+if [ "${XRUN_SKIP_SYSTEMD_VM:-0}" = 1 ]; then
+    echo "== systemd VM stage skipped (XRUN_SKIP_SYSTEMD_VM=1)"
+else
+    echo "== systemd VM stage: systemd cgroup driver (tests, containerd, Docker, podman)"
+    tests/vm/systemd.sh systemd::
 fi

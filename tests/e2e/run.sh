@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end stage: xrun as the runtime behind containerd, Docker and podman.
 #
-#   tests/e2e/run.sh [--runtime PATH] [--keep] [containerd|docker|podman ...]
+#   tests/e2e/run.sh [--runtime PATH] [--cgroup-driver cgroupfs|systemd] [--keep]
+#                    [--install-only] [containerd|docker|podman ...]
 #
 # Default runtime: target/release/xrun of this repository (`--runtime
 # /usr/sbin/runc` validates the scenarios themselves). Default stages: all
@@ -15,20 +16,31 @@
 # the temp dir and fails the run if a mount, cgroup or process of ours remains.
 # Every runtime call is logged (tests/e2e/log-argv.sh) to $W/argv-*.log;
 # --keep leaves the temp dir (and prints those logs' flags) for inspection.
+# --cgroup-driver systemd (needs systemd as PID 1: tests/vm/systemd.sh runs
+# it in a VM) gives each engine its systemd cgroup driver, so the runtime
+# gets --systemd-cgroup and slice:prefix:name cgroup paths, and adds the
+# *-systemd-scope scenarios (scope unit, its slice, limits, unit gone after
+# removal); the EXIT trap stops any scope unit of ours left and fails the run.
+# --install-only installs the packages and exits.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
 RUNTIME="$REPO/target/release/xrun"
 KEEP=0
+INSTALL_ONLY=0
+CGROUP_DRIVER=cgroupfs
 STAGES=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --runtime) RUNTIME=$2; shift 2 ;;
     --runtime=*) RUNTIME=${1#--runtime=}; shift ;;
+    --cgroup-driver) CGROUP_DRIVER=${2:?--cgroup-driver wants cgroupfs or systemd}; shift 2 ;;
+    --cgroup-driver=*) CGROUP_DRIVER=${1#--cgroup-driver=}; shift ;;
     --keep) KEEP=1; shift ;;
+    --install-only) INSTALL_ONLY=1; shift ;;
     containerd | docker | podman) STAGES+=("$1"); shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -37,8 +49,18 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "run.sh: the e2e stage starts daemons and containers and needs root" >&2
     exit 2
 fi
+case $CGROUP_DRIVER in
+cgroupfs) ;;
+systemd)
+    if [ ! -d /run/systemd/system ] || [ "$(cat /proc/1/comm)" != systemd ]; then
+        echo "run.sh: --cgroup-driver systemd needs systemd as PID 1 (tests/vm/systemd.sh runs it in a VM)" >&2
+        exit 2
+    fi
+    ;;
+*) echo "run.sh: --cgroup-driver wants cgroupfs or systemd, not '$CGROUP_DRIVER'" >&2; exit 2 ;;
+esac
 RUNTIME=$(readlink -f "$RUNTIME" 2>/dev/null || echo "$RUNTIME")
-if [ ! -x "$RUNTIME" ]; then
+if [ $INSTALL_ONLY = 0 ] && [ ! -x "$RUNTIME" ]; then
     echo "run.sh: runtime '$RUNTIME' is not an executable (cargo build --release first?)" >&2
     exit 2
 fi
@@ -74,6 +96,7 @@ install_missing() {
     fi
 }
 install_missing
+[ $INSTALL_ONLY = 0 ] || exit 0
 
 # ---------------------------------------------------------------- workspace
 W=$(mktemp -d /tmp/xrun-e2e.XXXXXX)
@@ -84,7 +107,7 @@ PASSED=0
 FAILED=0
 FAILED_NAMES=()
 
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
+pass() { echo "PASS $1${2:+ ($2)}"; PASSED=$((PASSED + 1)); }
 fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1"); }
 # why MSG: records why the running scenario failed, returns 1.
 why() { printf '%s\n' "$*" >"$W/why"; return 1; }
@@ -95,12 +118,13 @@ scenario() {
     shift
     rm -f "$W/why"
     mkdir -p "$W/log"
+    local t0=$SECONDS
     if "$@" >"$W/log/$name.log" 2>&1; then
-        pass "$name"
+        pass "$name" "$((SECONDS - t0)) s"
     else
         local r
         if [ -s "$W/why" ]; then r=$(cat "$W/why"); else r=$(tail -n 1 "$W/log/$name.log"); fi
-        fail "$name" "${r:-exit status non-zero, no output}"
+        fail "$name" "${r:-exit status non-zero, no output} ($((SECONDS - t0)) s)"
     fi
 }
 # A wrapper per daemon: logs argv to $W/argv-NAME.log, then execs the runtime.
@@ -130,14 +154,13 @@ stop_pid() {
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null || true
 }
-# Our processes: anything whose command line or cwd names the workspace.
+# Our processes: anything whose command line names the workspace. One grep
+# over every /proc/PID/cmdline (a fork per process costs seconds in a TCG
+# VM); the pattern comes on stdin so that grep's own argv does not match.
 our_pids() {
-    local p
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$p" = $$ ] && continue
-        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$W"; then echo "$p"; fi
-    done
+    printf '%s\n' "$W" | grep -laFf - /proc/[0-9]*/cmdline 2>/dev/null |
+        awk -F/ -v self=$$ '$3 != self { print $3 }'
+    true
 }
 # freezer_state PID: FROZEN or THAWED, from the freezer cgroup holding PID
 # (v1 freezer.state; on cgroup v2 cgroup.freeze 1/0).
@@ -156,9 +179,16 @@ freezer_state() {
     esac
 }
 our_mounts() { awk -v w="$W" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo; }
+# systemd driver: slices, scope unit checks, the EXIT trap's unit cleanup
+. "$HERE/systemd-scope.sh"
+
 # Cgroup dirs of our containers in every hierarchy.
 our_cgroups() {
     local d
+    if sd; then
+        [ -d "$SD_ROOT" ] && find "$SD_ROOT" -mindepth 1 -type d -name '*.scope'
+        return 0
+    fi
     for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/*/xrun-e2e-docker /sys/fs/cgroup/*/xrun-e2e-podman \
         /sys/fs/cgroup/*/"$NS"-bench; do
         # podman's empty conmon cgroup is its own, not a container's
@@ -168,6 +198,10 @@ our_cgroups() {
 }
 cleanup_cgroups() {
     local d
+    if sd; then
+        [ -d "$SD_ROOT" ] && find "$SD_ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null
+        return 0
+    fi
     for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/*/xrun-e2e-docker /sys/fs/cgroup/*/xrun-e2e-podman \
         /sys/fs/cgroup/*/"$NS"-bench; do
         [ -d "$d" ] || continue
@@ -212,6 +246,7 @@ cleanup() {
         echo "FAIL cleanup-cgroups: $(echo $left | head -c 400)"
         FAILED=$((FAILED + 1))
     fi
+    sd && sd_cleanup_units
     cleanup_cgroups
     if [ $KEEP = 1 ]; then
         echo "kept $W"
@@ -227,6 +262,7 @@ trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
 echo "== runtime: $RUNTIME"
+echo "== cgroup driver: $CGROUP_DRIVER"
 echo "== workspace: $W"
 T python3 "$HERE/mkimage.py" "$IMG_TAR" --name xrun-e2e --tag latest || { fail image "mkimage.py failed"; exit 1; }
 

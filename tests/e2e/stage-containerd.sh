@@ -1,11 +1,30 @@
 # containerd stage of tests/e2e/run.sh (sourced; uses its helpers and $W).
 # A private containerd (no CRI) drives the runtime through the
 # io.containerd.runc.v2 shim: ctr run --runc-binary WRAPPER --runc-root DIR.
+# With the systemd driver, ctr also passes --runc-systemd-cgroup (the shim's
+# runtime option SystemdCgroup = true) and --cgroup SLICE:PREFIX:ID.
 
 CD_IMG=docker.io/library/xrun-e2e:latest
 CD_RT_ROOT="$W/cd-runtime-root"     # the shim appends /<namespace>
 ctr_() { T ctr --address "$CD_SOCK" -n "$NS" "$@"; }
-ctr_run() { ctr_ run --runc-binary "$CD_RT" --runc-root "$CD_RT_ROOT" "$@"; }
+CD_SLICE=$SD_PREFIX-ctr.slice
+# cd_cgroup_flags ID: sets CD_CG_FLAGS, ctr run's cgroup flags for container ID.
+cd_cgroup_flags() {
+    CD_CG_FLAGS=()
+    sd && CD_CG_FLAGS=(--runc-systemd-cgroup --cgroup "$CD_SLICE:$SD_PREFIX:$1")
+    true
+}
+# ctr_run OPTIONS... IMAGE ID ARGS...
+ctr_run() {
+    local a prev="" id=""
+    for a in "$@"; do
+        [ "$prev" = "$CD_IMG" ] && { id=$a; break; }
+        prev=$a
+    done
+    cd_cgroup_flags "$id"
+    ctr_ run --runc-binary "$CD_RT" --runc-root "$CD_RT_ROOT" "${CD_CG_FLAGS[@]}" "$@"
+}
+cd_unit() { echo "$SD_PREFIX-$1.scope"; }
 # task_field ID COLUMN: PID (2) or STATUS (3) of a task from `ctr task ls`.
 task_field() { ctr_ task ls 2>/dev/null | awk -v id="$1" -v c="$2" '$1 == id { print $c }'; }
 task_status_is() { [ "$(task_field "$1" 3)" = "$2" ]; }
@@ -21,6 +40,13 @@ cd_leftovers() {
     for d in /sys/fs/cgroup/*/"$NS/$id" /sys/fs/cgroup/unified/"$NS/$id"; do
         [ -d "$d" ] && echo "cgroup $d"
     done
+    if sd; then
+        d=/sys/fs/cgroup$(sd_slice_cgroup "$CD_SLICE")/$(cd_unit "$id")
+        [ -d "$d" ] && echo "cgroup $d"
+        local st
+        st=$(sd_unit_active "$(cd_unit "$id")")
+        [ -z "$st" ] || echo "unit $(cd_unit "$id") $st"
+    fi
     grep -F "/$NS/$id/" /proc/self/mountinfo | awk '{ print "mount " $5 }'
     [ -n "$pid" ] && [ -e "/proc/$pid" ] && echo "process $pid"
     local p
@@ -165,8 +191,9 @@ cd_kill_kill() {
 
 cd_tty() {
     local out
+    cd_cgroup_flags cd-tty
     out=$(T python3 "$HERE/pty-run.py" ctr --address "$CD_SOCK" -n "$NS" run --rm -t --runc-binary "$CD_RT" \
-        --runc-root "$CD_RT_ROOT" "$CD_IMG" cd-tty sh -c 'test -t 0 && test -t 1 && echo TTY-YES; read line; echo "got:$line"; exit 4')
+        --runc-root "$CD_RT_ROOT" "${CD_CG_FLAGS[@]}" "$CD_IMG" cd-tty sh -c 'test -t 0 && test -t 1 && echo TTY-YES; read line; echo "got:$line"; exit 4')
     local rc=$?
     echo "$out"
     [ $rc = 4 ] || why "ctr run -t exited $rc, want 4 (output: $(echo $out | head -c 200))" || return 1
@@ -199,9 +226,29 @@ cd_missing_entrypoint() {
     [ -z "$left" ] || why "left after failed create: $(echo $left)"
 }
 
+# With the systemd driver: the scope unit of a container with a memory limit,
+# then the unit and its cgroup gone once the container is deleted.
+cd_systemd_scope() {
+    local mem=$((64 << 20)) pid unit
+    unit=$(cd_unit cd-sd)
+    sd_note_unit "$unit"
+    ctr_run -d --memory-limit "$mem" "$CD_IMG" cd-sd sh -c "$CD_IDLE" || why "ctr run -d --memory-limit failed" || return 1
+    wait_for 10 task_status_is cd-sd RUNNING || why "task cd-sd not RUNNING: $(ctr_ task ls)" || return 1
+    pid=$(task_field cd-sd 2)
+    sd_check_scope "$unit" "$CD_SLICE" "$pid" "$mem" || return 1
+    ctr_ task kill -s SIGKILL cd-sd || why "ctr task kill cd-sd failed" || return 1
+    wait_for 10 task_status_is cd-sd STOPPED || why "task cd-sd not STOPPED after SIGKILL" || return 1
+    ctr_ task rm cd-sd >/dev/null || why "ctr task rm cd-sd failed" || return 1
+    ctr_ c rm cd-sd || why "ctr c rm cd-sd failed" || return 1
+    sd_check_gone "$unit" "$CD_SLICE"
+}
+
 containerd_cleanup() {
     [ $CD_STARTED = 1 ] || return 0
     local id
+    if sd; then
+        for id in $(ctr_ c ls -q 2>/dev/null); do sd_note_unit "$(cd_unit "$id")"; done
+    fi
     for id in $(ctr_ task ls -q 2>/dev/null); do
         ctr_ task kill -s SIGKILL "$id" >/dev/null 2>&1
         ctr_ task rm -f "$id" >/dev/null 2>&1
@@ -224,4 +271,6 @@ stage_containerd() {
     scenario cd-kill-sigkill cd_kill_kill
     scenario cd-tty cd_tty
     scenario cd-missing-entrypoint cd_missing_entrypoint
+    sd && scenario cd-systemd-scope cd_systemd_scope
+    true
 }

@@ -1,7 +1,9 @@
 # docker stage of tests/e2e/run.sh (sourced; uses its helpers and $W).
 # Debian's dockerd, private: own data root, exec root, pidfile, socket and
 # config file; no bridge, no iptables; it drives the private containerd (own
-# containerd namespace) and knows the runtime under test as `xrun`.
+# containerd namespace) and knows the runtime under test as `xrun`. Its
+# cgroup driver is run.sh's: cgroupfs below /xrun-e2e-docker, or systemd
+# with the slice xrune2e-docker.slice (units docker-<id>.scope).
 
 DK_DIR="$W/docker"
 DK_SOCK="$DK_DIR/docker.sock"
@@ -9,6 +11,7 @@ DK_IMG=xrun-e2e:latest
 DK_STARTED=0
 DK_MADE_KEY=0
 DK_CGROUP_PARENT=/xrun-e2e-docker
+sd && DK_CGROUP_PARENT=$SD_PREFIX-docker.slice
 docker_() { T /usr/bin/docker -H "unix://$DK_SOCK" "$@"; }
 dk_run() { docker_ run --runtime xrun --network none "$@"; }
 dk_state() { docker_ inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }
@@ -24,7 +27,7 @@ start_dockerd() {
         -H "unix://$DK_SOCK" --containerd "$CD_SOCK" \
         --containerd-namespace "$NS-moby" --containerd-plugins-namespace "$NS-moby-plugins" \
         --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
-        --userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$DK_CGROUP_PARENT" \
+        --userland-proxy=false --exec-opt "native.cgroupdriver=$CGROUP_DRIVER" --cgroup-parent "$DK_CGROUP_PARENT" \
         --storage-driver overlay2 --add-runtime "xrun=$DK_RT" >"$DK_DIR/log" 2>&1 &
     PIDS_TO_STOP+=("$!")
     if ! wait_for 30 /usr/bin/docker -H "unix://$DK_SOCK" version; then
@@ -41,6 +44,13 @@ dk_leftovers() {
     find "$W" -maxdepth 6 -path "*/$id" -path "*runtime*" 2>/dev/null | sed 's/^/runtime state /'
     local d
     for d in /sys/fs/cgroup/*"$DK_CGROUP_PARENT/$id"; do [ -d "$d" ] && echo "cgroup $d"; done
+    if sd; then
+        d=/sys/fs/cgroup$(sd_slice_cgroup "$DK_CGROUP_PARENT")/docker-$id.scope
+        [ -d "$d" ] && echo "cgroup $d"
+        local st
+        st=$(sd_unit_active "docker-$id.scope")
+        [ -z "$st" ] || echo "unit docker-$id.scope $st"
+    fi
     grep -F "$id" /proc/self/mountinfo | awk '{ print "mount " $5 }'
     [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "/proc/$pid" ] && echo "process $pid"
     true
@@ -145,18 +155,41 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c", "echo by-hand:$(hostname); exit 9"]
 json.dump(c, open(p, "w"), indent=2)
 PY
-    local out rc
-    out=$(T "$RUNTIME" --root "$DK_DIR/byhand-root" run -b "$b" e2e-by-hand </dev/null)
+    local out rc sdflag=()
+    # systemd: the default unit of an empty cgroupsPath (in system.slice)
+    sd && sdflag=(--systemd-cgroup)
+    out=$(T "$RUNTIME" "${sdflag[@]}" --root "$DK_DIR/byhand-root" run -b "$b" e2e-by-hand </dev/null)
     rc=$?
     [ $rc = 9 ] || why "$RUNTIME run exited $rc, want 9 (output: $out)" || return 1
     [[ $out == by-hand:* ]] || why "output '$out' lacks the container's echo" || return 1
     [ -z "$(ls -A "$DK_DIR/byhand-root" 2>/dev/null)" ] || why "state left in $DK_DIR/byhand-root: $(ls "$DK_DIR/byhand-root")"
 }
 
+# With the systemd driver: docker run --memory makes the scope unit's
+# MemoryMax, docker update changes it; unit and cgroup gone after docker rm.
+dk_systemd_scope() {
+    local mem=$((64 << 20)) id pid unit
+    docker_ run -d --name dk-sd --memory "$mem" --runtime xrun --network none "$DK_IMG" sh -c "$CD_IDLE" >/dev/null ||
+        why "docker run -d --memory failed" || return 1
+    id=$(docker_ inspect -f '{{.Id}}' dk-sd) || why "docker inspect dk-sd failed" || return 1
+    unit=docker-$id.scope
+    sd_note_unit "$unit"
+    wait_for 10 dk_status_is dk-sd running || why "dk-sd not running: $(dk_state dk-sd Status)" || return 1
+    pid=$(dk_state dk-sd Pid)
+    sd_check_scope "$unit" "$DK_CGROUP_PARENT" "$pid" "$mem" || return 1
+    # docker update -> runtime update: the unit's property and the file follow
+    mem=$((96 << 20))
+    docker_ update --memory "$mem" --memory-swap $((2 * mem)) dk-sd >/dev/null || why "docker update --memory failed" || return 1
+    sd_check_memory "$unit" "$DK_CGROUP_PARENT" "$mem" || return 1
+    docker_ rm -f dk-sd >/dev/null || why "docker rm -f dk-sd failed" || return 1
+    sd_check_gone "$unit" "$DK_CGROUP_PARENT"
+}
+
 docker_cleanup() {
     [ $DK_STARTED = 1 ] || return 0
-    local ids
-    ids=$(/usr/bin/docker -H "unix://$DK_SOCK" ps -aq 2>/dev/null)
+    local ids id
+    ids=$(/usr/bin/docker -H "unix://$DK_SOCK" ps -aq --no-trunc 2>/dev/null)
+    if sd; then for id in $ids; do sd_note_unit "docker-$id.scope"; done; fi
     [ -z "$ids" ] || timeout 60 /usr/bin/docker -H "unix://$DK_SOCK" rm -f $ids >/dev/null 2>&1
     T "$RUNTIME" --root "$DK_DIR/byhand-root" delete --force e2e-by-hand >/dev/null 2>&1
 }
@@ -175,4 +208,6 @@ stage_docker() {
     scenario dk-stop dk_stop
     scenario dk-rm dk_rm
     scenario dk-export-spec-run dk_export_by_hand
+    sd && scenario dk-systemd-scope dk_systemd_scope
+    true
 }

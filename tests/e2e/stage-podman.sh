@@ -1,15 +1,18 @@
 # podman stage of tests/e2e/run.sh (sourced; uses its helpers and $W).
-# podman with all its storage in $W/podman (vfs driver, cgroupfs, file
-# events); conmon drives the runtime given by --runtime.
+# podman with all its storage in $W/podman (vfs driver, file events);
+# conmon drives the runtime given by --runtime. Cgroup manager: run.sh's
+# driver, cgroupfs below /xrun-e2e-podman or systemd with the slice
+# xrune2e-podman.slice (units libpod-<id>.scope).
 
 PM_DIR="$W/podman"
 PM_IMG=docker.io/library/xrun-e2e:latest
 PM_CGROUP_PARENT=/xrun-e2e-podman
+sd && PM_CGROUP_PARENT=$SD_PREFIX-podman.slice
 PM_STARTED=0
 PM_MADE_VARLIB=0
 podman_() {
     T podman --root "$PM_DIR/root" --runroot "$PM_DIR/runroot" --tmpdir "$PM_DIR/tmp" --storage-driver vfs \
-        --cgroup-manager cgroupfs --events-backend file --runtime "$PM_RT" "$@"
+        --cgroup-manager "$CGROUP_DRIVER" --events-backend file --runtime "$PM_RT" "$@"
 }
 # Without CAP_SYS_RESOURCE (this host's root lacks it) podman's default
 # rlimits (nofile 1048576, nproc above conmon's 32768) cannot be set by the
@@ -24,6 +27,12 @@ pm_leftovers() {
     [ -n "$id" ] || return 0
     local d
     for d in /sys/fs/cgroup/*"$PM_CGROUP_PARENT"/*"$id"*; do [ -d "$d" ] && echo "cgroup $d"; done
+    if sd; then
+        for d in "/sys/fs/cgroup$(sd_slice_cgroup "$PM_CGROUP_PARENT")"/*"$id"*; do [ -d "$d" ] && echo "cgroup $d"; done
+        local st
+        st=$(sd_unit_active "libpod-$id.scope")
+        [ -z "$st" ] || echo "unit libpod-$id.scope $st"
+    fi
     grep -F "$id" /proc/self/mountinfo | awk '{ print "mount " $5 }'
     [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "/proc/$pid" ] && echo "process $pid"
     local p
@@ -104,7 +113,7 @@ pm_stop() {
 pm_tty() {
     local out rc
     out=$(T python3 "$HERE/pty-run.py" podman --root "$PM_DIR/root" --runroot "$PM_DIR/runroot" --tmpdir "$PM_DIR/tmp" \
-        --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime "$PM_RT" \
+        --storage-driver vfs --cgroup-manager "$CGROUP_DRIVER" --events-backend file --runtime "$PM_RT" \
         run --rm -it "${PM_RUN_FLAGS[@]}" "$PM_IMG" sh -c 'test -t 0 && test -t 1 && echo TTY-YES; read line; echo "got:$line"; exit 4')
     rc=$?
     echo "$out"
@@ -133,8 +142,27 @@ pm_missing_entrypoint() {
     [[ $err == *"/no/such/binary"* ]] || why "error does not name the entrypoint: $err"
 }
 
+# With the systemd driver: podman run --memory makes the scope unit's
+# MemoryMax; unit and cgroup gone after podman rm.
+pm_systemd_scope() {
+    local mem=$((64 << 20)) id pid unit
+    pm_run -d --name pm-sd --memory "$mem" "$PM_IMG" sh -c "$CD_IDLE" >/dev/null || why "podman run -d --memory failed" || return 1
+    id=$(podman_ inspect -f '{{.Id}}' pm-sd) || why "podman inspect pm-sd failed" || return 1
+    unit=libpod-$id.scope
+    sd_note_unit "$unit"
+    wait_for 10 pm_status_is pm-sd running || why "pm-sd not running: $(pm_state pm-sd Status)" || return 1
+    pid=$(pm_state pm-sd Pid)
+    sd_check_scope "$unit" "$PM_CGROUP_PARENT" "$pid" "$mem" || return 1
+    podman_ rm -f -t 0 pm-sd >/dev/null || why "podman rm -f pm-sd failed" || return 1
+    sd_check_gone "$unit" "$PM_CGROUP_PARENT"
+}
+
 podman_cleanup() {
     [ $PM_STARTED = 1 ] || return 0
+    local id
+    if sd; then
+        for id in $(podman_ ps -aq --no-trunc 2>/dev/null); do sd_note_unit "libpod-$id.scope"; done
+    fi
     podman_ rm -af -t 0 >/dev/null 2>&1
     [ $PM_MADE_VARLIB = 0 ] || rm -rf /var/lib/containers
 }
@@ -151,4 +179,6 @@ stage_podman() {
     scenario pm-tty pm_tty
     scenario pm-rm pm_rm
     scenario pm-missing-entrypoint pm_missing_entrypoint
+    sd && scenario pm-systemd-scope pm_systemd_scope
+    true
 }

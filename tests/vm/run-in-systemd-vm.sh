@@ -52,60 +52,32 @@ START=$(date +%s.%N)
 SELF=$(basename "$0")
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
-CACHE=${XRUN_VM_CACHE:-/var/cache/xrun-vm}
+# shellcheck source=tests/vm/lib.sh
+. "$HERE/lib.sh" # options, messages, packages, kernel, COMMAND's environment
 DEB_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod cpio)
 # What the initramfs needs to mount the root (their dependencies come along).
 MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay)
 MASKS=(systemd-timesyncd.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount
     systemd-pstore.service modprobe@efi_pstore.service modprobe@dm_mod.service)
-
-TIMEOUT=${XRUN_VM_TIMEOUT:-1200}
 BOOT_TIMEOUT=${XRUN_VM_BOOT_TIMEOUT:-600}
-MEMORY=4G
-CPUS=2
-KERNEL=${XRUN_VM_KERNEL:-}
-VERBOSE=0
-RWDIRS=()
-TMPFS=()
-TMPFS_SET=0
-ENVS=()
 
-say() { echo "$SELF: $*" >&2; }
-die() {
-    say "$*"
-    stage_time
-    exit 125
-}
-stage_time() { echo "vm-stage: $(elapsed) s" >&2; }
-elapsed() { echo "$(date +%s.%N) $START" | awk '{ printf "%.1f", $1 - $2 }'; }
 usage() {
     sed -n '6,23p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "${1:-2}"
 }
-posint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 
 while [ $# -gt 0 ]; do
+    if vm_option "$@"; then shift "$SHIFT"; continue; fi
     case $1 in
-    --timeout) TIMEOUT=${2:?}; shift 2 ;;
     --boot-timeout) BOOT_TIMEOUT=${2:?}; shift 2 ;;
-    --memory) MEMORY=${2:?}; shift 2 ;;
-    --cpus) CPUS=${2:?}; shift 2 ;;
-    --kernel) KERNEL=${2:?}; shift 2 ;;
-    --rwdir) RWDIRS+=("${2:?}"); shift 2 ;;
-    --tmpfs) TMPFS+=("${2:?}"); TMPFS_SET=1; shift 2 ;;
-    --env) ENVS+=("${2:?}"); shift 2 ;;
-    --verbose | -v) VERBOSE=1; shift ;;
     -h | --help) usage 0 ;;
     --) shift; break ;;
     *) say "unknown option: $1"; usage ;;
     esac
 done
 [ $# -gt 0 ] || { say "no COMMAND given"; usage; }
-posint "$TIMEOUT" || die "--timeout wants a positive number of seconds"
+vm_check_options
 posint "$BOOT_TIMEOUT" || die "--boot-timeout wants a positive number of seconds"
-posint "$CPUS" || die "--cpus wants a positive number"
-[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and boots the host's root filesystem)"
-[ "$TMPFS_SET" = 1 ] || TMPFS=("$REPO/target/tmp")
 
 # Paths go into qemu options (comma-separated) and unit files: keep them plain.
 safe_path() {
@@ -113,36 +85,7 @@ safe_path() {
 }
 
 # ---------------------------------------------------------------------------
-# Host side: packages, kernel, initramfs
-
-install_deps() {
-    local missing=() p
-    for p in "${DEB_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    say "installing ${missing[*]} (once)"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$CACHE/apt.log" 2>&1; then
-        apt-get update -qq >>"$CACHE/apt.log" 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$CACHE/apt.log" 2>&1 ||
-            die "apt-get install ${missing[*]} failed; see $CACHE/apt.log"
-    fi
-}
-
-find_kernel() {
-    local running k v best=
-    running=$(uname -r)
-    for k in /boot/vmlinuz-*; do
-        [ -f "$k" ] || continue
-        v=${k#/boot/vmlinuz-}
-        [ "$v" != "$running" ] && [ -d "/lib/modules/$v/kernel" ] || continue
-        dpkg-query -S "$k" >/dev/null 2>&1 || continue # a Debian package's kernel
-        best=$(printf '%s\n%s\n' "$best" "$v" | sed '/^$/d' | sort -V | tail -n1)
-    done
-    [ -n "$best" ] || die "no Debian kernel in /boot (is linux-image-amd64 installed?)"
-    echo "/boot/vmlinuz-$best"
-}
+# Host side: the initramfs (packages and kernel: lib.sh)
 
 # An uncompressed cpio: /init, busybox and the modules in load order.
 make_initramfs() {
@@ -169,15 +112,7 @@ make_initramfs() {
     (cd "$dir" && find . | cpio -o -H newc --quiet) >"$out" || die "cpio failed"
 }
 
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.install.lock"
-flock 9
-install_deps
-flock -u 9
-exec 9>&-
-
-[ -n "$KERNEL" ] || KERNEL=$(find_kernel)
-[ -r "$KERNEL" ] || die "kernel image $KERNEL not readable"
+vm_prepare_host install_debs
 KVER=${KERNEL##*/vmlinuz-}
 [ -d "/lib/modules/$KVER" ] || die "no /lib/modules/$KVER for kernel $KERNEL"
 for p in "$REPO" "$KERNEL" "${RWDIRS[@]}" "${TMPFS[@]}"; do safe_path "$p"; done
@@ -261,12 +196,7 @@ EOF
 # Units that only cost boot time here (no network, no EFI, no binfmt users).
 for u in "${MASKS[@]}"; do ln -s /dev/null "$RUN/units/$u"; done
 
-# Environment for COMMAND.
-GUEST_ENV=("PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin")
-while IFS= read -r name; do
-    GUEST_ENV+=("$name=${!name}")
-done < <(compgen -e | grep -E '^(XRUN|RUST)_' | grep -vE '^XRUN_VM_' || true)
-GUEST_ENV+=("${ENVS[@]}")
+vm_guest_env
 GUEST_ARGS=("$@")
 GUEST_CWD=$PWD
 GUEST_REPO=$REPO

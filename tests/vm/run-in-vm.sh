@@ -40,55 +40,29 @@ START=$(date +%s.%N)
 SELF=$(basename "$0")
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
-CACHE=${XRUN_VM_CACHE:-/var/cache/xrun-vm}
+# shellcheck source=tests/vm/lib.sh
+. "$HERE/lib.sh" # options, messages, packages, kernel, COMMAND's environment
 VENV=$CACHE/venv
 VNG_VERSION=${XRUN_VM_VNG_VERSION:-1.42}
 DEB_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod python3-venv)
-
-TIMEOUT=${XRUN_VM_TIMEOUT:-1200}
-MEMORY=4G
-CPUS=2
-KERNEL=${XRUN_VM_KERNEL:-}
 CGROUP=
-VERBOSE=0
-RWDIRS=()
-TMPFS=()
-TMPFS_SET=0
-ENVS=()
 
-say() { echo "$SELF: $*" >&2; }
-die() {
-    say "$*"
-    stage_time
-    exit 125
-}
-stage_time() { echo "vm-stage: $(elapsed) s" >&2; }
-elapsed() { echo "$(date +%s.%N) $START" | awk '{ printf "%.1f", $1 - $2 }'; }
 usage() {
     sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "${1:-2}"
 }
 
 while [ $# -gt 0 ]; do
+    if vm_option "$@"; then shift "$SHIFT"; continue; fi
     case $1 in
-    --timeout) TIMEOUT=${2:?}; shift 2 ;;
-    --memory) MEMORY=${2:?}; shift 2 ;;
-    --cpus) CPUS=${2:?}; shift 2 ;;
-    --kernel) KERNEL=${2:?}; shift 2 ;;
-    --rwdir) RWDIRS+=("${2:?}"); shift 2 ;;
-    --tmpfs) TMPFS+=("${2:?}"); TMPFS_SET=1; shift 2 ;;
     --cgroup) CGROUP=${2:?}; shift 2 ;;
-    --env) ENVS+=("${2:?}"); shift 2 ;;
-    --verbose | -v) VERBOSE=1; shift ;;
     -h | --help) usage 0 ;;
     --) shift; break ;;
     *) say "unknown option: $1"; usage ;;
     esac
 done
 [ $# -gt 0 ] || { say "no COMMAND given"; usage; }
-[[ $TIMEOUT =~ ^[0-9]+$ ]] && [ "$TIMEOUT" -gt 0 ] || die "--timeout wants a positive number of seconds"
-[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and boots the host's root filesystem)"
-[ "$TMPFS_SET" = 1 ] || TMPFS=("$REPO/target/tmp")
+vm_check_options
 
 # vng passes most of its options through a shell unquoted: keep paths plain.
 safe_path() {
@@ -98,20 +72,9 @@ safe_path() {
 # ---------------------------------------------------------------------------
 # Host side: packages, virtme-ng, kernel
 
+# shellcheck disable=SC2317 # (called by vm_prepare_host)
 install_deps() {
-    local missing=() p
-    for p in "${DEB_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        say "installing ${missing[*]} (once)"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$CACHE/apt.log" 2>&1; then
-            apt-get update -qq >>"$CACHE/apt.log" 2>&1 || true
-            apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$CACHE/apt.log" 2>&1 ||
-                die "apt-get install ${missing[*]} failed; see $CACHE/apt.log"
-        fi
-    fi
+    install_debs
     if [ "$(cat "$VENV/.xrun-vng-version" 2>/dev/null)" != "$VNG_VERSION" ] || [ ! -x "$VENV/bin/vng" ]; then
         say "installing virtme-ng $VNG_VERSION into $VENV (once)"
         rm -rf "$VENV"
@@ -122,29 +85,7 @@ install_deps() {
     fi
 }
 
-find_kernel() {
-    local running k v best=
-    running=$(uname -r)
-    for k in /boot/vmlinuz-*; do
-        [ -f "$k" ] || continue
-        v=${k#/boot/vmlinuz-}
-        [ "$v" != "$running" ] && [ -d "/lib/modules/$v/kernel" ] || continue
-        dpkg-query -S "$k" >/dev/null 2>&1 || continue # a Debian package's kernel
-        best=$(printf '%s\n%s\n' "$best" "$v" | sed '/^$/d' | sort -V | tail -n1)
-    done
-    [ -n "$best" ] || die "no Debian kernel in /boot (is linux-image-amd64 installed?)"
-    echo "/boot/vmlinuz-$best"
-}
-
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.install.lock"
-flock 9
-install_deps
-flock -u 9
-exec 9>&-
-
-[ -n "$KERNEL" ] || KERNEL=$(find_kernel)
-[ -r "$KERNEL" ] || die "kernel image $KERNEL not readable"
+vm_prepare_host install_deps
 for p in "$REPO" "$KERNEL" "${RWDIRS[@]}"; do safe_path "$p"; done
 # These are fresh tmpfs mounts in the guest: a repository there is not seen.
 # Below /tmp (where a CI clone may live) it is shared writable instead, and
@@ -184,12 +125,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'say "interrupted: stopping the VM"; cleanup; stage_time; exit 130' INT TERM
 
-# Environment for COMMAND.
-GUEST_ENV=("PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin")
-while IFS= read -r name; do
-    GUEST_ENV+=("$name=${!name}")
-done < <(compgen -e | grep -E '^(XRUN|RUST)_' | grep -vE '^XRUN_VM_' || true)
-GUEST_ENV+=("${ENVS[@]}")
+vm_guest_env
 
 GUEST_ARGS=("$@")
 GUEST_CWD=$PWD
