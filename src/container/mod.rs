@@ -658,7 +658,12 @@ fn reset_affinity(launch: &Launch, pid: i32) {
 /// recording them makes them exit at their next step, Ready at the latest.
 fn waits_for_placed(launch: &Launch) -> bool {
     // fork_for_pid: the init it forks must start in the cgroup too.
-    launch.ns.late_cgroupns || launch.ns.fork_for_pid || (launch.mode != Mode::Exec && launch.ns.host_mounts)
+    // systemd: the init must be in its unit before it does anything, or a
+    // quick failure (a missing entrypoint) would leave it dead, unmoved.
+    launch.ns.late_cgroupns
+        || launch.ns.fork_for_pid
+        || launch.systemd.is_some()
+        || (launch.mode != Mode::Exec && launch.ns.host_mounts)
 }
 
 /// Serves the child's requests until it reports Ready (or fails); returns

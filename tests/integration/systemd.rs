@@ -713,6 +713,28 @@ fn force_delete_without_the_flag_stops_the_running_unit() {
     t.assert_clean(&id);
 }
 
+/// An init that fails at once (a missing entrypoint) is still put in its
+/// unit first: the error names the entrypoint, and nothing is left. The
+/// config has no cgroup namespace, so nothing else makes the init wait for
+/// its cgroup (found by the containerd e2e scenario).
+#[test]
+fn a_missing_entrypoint_is_reported_and_leaves_no_unit() {
+    let Some(mut t) = Sd::new() else { return };
+    let id = t.id.clone();
+    let unit = t.use_scope("system.slice", &id);
+    let namespaces = t.config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "cgroup");
+    t.args(&["/no-such-entrypoint"]);
+    for verb in ["create", "run"] {
+        let out = t.sd_bundle(verb, &id);
+        out.assert_fails();
+        assert!(out.stderr.contains("/no-such-entrypoint"), "{verb}: {}", out.stderr);
+        assert!(t.state(&id).is_none(), "{verb}: state left");
+        t.assert_clean(&id);
+        assert_unit_gone(&unit);
+    }
+}
+
 #[test]
 fn run_of_an_exiting_process_leaves_no_unit() {
     let Some(mut t) = Sd::new() else { return };
