@@ -19,6 +19,7 @@ command -v gcc >/dev/null || need_pkgs+=(gcc)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
 command -v newuidmap >/dev/null || need_pkgs+=(uidmap) # rootless tests: several-range id maps
+command -v dbus-daemon >/dev/null || need_pkgs+=(dbus-daemon) # D-Bus client unit tests: a private bus
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
