@@ -72,4 +72,6 @@ if [ "${XRUN_SKIP_SYSTEMD_VM:-0}" = 1 ]; then
 else
     echo "== systemd VM stage: systemd cgroup driver (tests, containerd, Docker, podman)"
     tests/vm/systemd.sh systemd::
+    echo "== systemd VM stage on systemd's hybrid cgroup layout (v1 controllers, cgroup2 beside them)"
+    XRUN_VM_CGROUP=hybrid tests/vm/systemd.sh --no-e2e systemd::hybrid
 fi

@@ -193,12 +193,32 @@ fn systemd_v2_host() -> bool {
     true
 }
 
+/// Whether systemd is PID 1 on its hybrid layout: v1 controllers under
+/// /sys/fs/cgroup and its own cgroup2 at /sys/fs/cgroup/unified (else
+/// reports the skip). The systemd stage boots such a guest too
+/// (XRUN_VM_CGROUP=hybrid).
+fn systemd_hybrid_host() -> bool {
+    if !Path::new("/run/systemd/system").is_dir() {
+        skip("systemd is not PID 1 (no /run/systemd/system): runs in the systemd VM stage");
+        return false;
+    }
+    if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        skip("needs systemd's hybrid cgroup layout");
+        return false;
+    }
+    true
+}
+
 impl Sd {
     /// None (skipped) unless systemd is PID 1 on a cgroup v2 host.
     fn new() -> Option<Sd> {
         if !systemd_v2_host() {
             return None;
         }
+        Self::any_layout()
+    }
+
+    fn any_layout() -> Option<Sd> {
         Some(Sd {
             t: Some(TestEnv::new()?),
             units: Vec::new(),
@@ -710,6 +730,62 @@ fn force_delete_without_the_flag_stops_the_running_unit() {
     assert!(t.state(&id).is_none());
     assert_unit_gone(&unit);
     assert_dir_gone(&dir);
+    t.assert_clean(&id);
+}
+
+/// On systemd's hybrid layout the init is in its scope in every hierarchy:
+/// the v1 controllers systemd manages, those it does not (freezer, cpuset,
+/// ...: joined by the runtime, as runc does), name=systemd and the unified
+/// one. The v1 limits reach the unit and the files, pause freezes the init,
+/// and delete leaves no directory in any hierarchy.
+#[test]
+fn hybrid_scope_joins_every_hierarchy() {
+    if !systemd_hybrid_host() {
+        return;
+    }
+    let Some(mut t) = Sd::any_layout() else { return };
+    let id = t.id.clone();
+    let unit = t.use_scope("system.slice", &id);
+    t.config["linux"]["resources"] = json!({
+        "memory": {"limit": 104857600},
+        "cpu": {"shares": 512, "quota": 12345, "period": 100000, "cpus": "0"},
+        "pids": {"limit": 50}
+    });
+    t.sd_start(&id, &["sleep", "60"]);
+    let pid = t.init_pid(&id);
+    let own = proc_cgroup(pid);
+    let scope = format!("/system.slice/{unit}");
+    let lines: Vec<&str> = own.lines().collect();
+    assert!(lines.len() > 3, "{own}");
+    for line in &lines {
+        assert!(
+            line.ends_with(&format!(":{scope}")),
+            "not in the scope: {line} (all: {own})"
+        );
+    }
+    let p = show(
+        &unit,
+        &["Delegate", "MemoryLimit", "CPUShares", "CPUQuotaPerSecUSec", "TasksMax"],
+    );
+    assert_eq!(p.get("Delegate"), "yes");
+    assert_eq!(p.get("MemoryLimit"), "104857600");
+    assert_eq!(p.get("CPUShares"), "512");
+    assert_eq!(p.get("CPUQuotaPerSecUSec"), "130ms");
+    assert_eq!(p.get("TasksMax"), "50");
+    let v1 = |ctl: &str, file: &str| read_cg(&Path::new("/sys/fs/cgroup").join(ctl).join(&scope[1..]), file);
+    assert_eq!(v1("memory", "memory.limit_in_bytes"), "104857600");
+    assert_eq!(v1("cpu", "cpu.cfs_quota_us"), "13000");
+    assert_eq!(v1("pids", "pids.max"), "50");
+    assert_eq!(v1("cpuset", "cpuset.cpus"), "0");
+    t.sd(&["pause", &id]).assert_ok();
+    assert_eq!(v1("freezer", "freezer.state"), "FROZEN");
+    t.sd(&["resume", &id]).assert_ok();
+    t.sd(&["delete", "--force", &id]).assert_ok();
+    assert_unit_gone(&unit);
+    for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = entry.path().join(&scope[1..]);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
     t.assert_clean(&id);
 }
 

@@ -44,10 +44,17 @@ esac
 # answers, and systemd makes delegated transient scopes.
 [ "$(cat /proc/1/comm)" = systemd ] || fail "PID 1 is $(cat /proc/1/comm), not systemd"
 cg=/sys/fs/cgroup
-[ "$(stat -f -c %T $cg)" = cgroup2fs ] || fail "$cg is not cgroup2"
-v1=$(awk '$3 == "cgroup" { print $2 }' /proc/self/mounts)
-[ -z "$v1" ] || fail "cgroup v1 hierarchies are mounted at: ${v1//$'\n'/ }"
-[ -n "$(cat $cg/cgroup.controllers)" ] || fail "no controllers in $cg/cgroup.controllers"
+if grep -qw xrun.cgroup=hybrid /proc/cmdline; then
+    # XRUN_VM_CGROUP=hybrid: v1 controllers, systemd's cgroup2 beside them.
+    cg=/sys/fs/cgroup/unified
+    [ "$(stat -f -c %T $cg)" = cgroup2fs ] || fail "$cg is not cgroup2 (hybrid layout asked)"
+    [ -d /sys/fs/cgroup/memory ] || fail "no v1 memory hierarchy (hybrid layout asked)"
+else
+    [ "$(stat -f -c %T $cg)" = cgroup2fs ] || fail "$cg is not cgroup2"
+    v1=$(awk '$3 == "cgroup" { print $2 }' /proc/self/mounts)
+    [ -z "$v1" ] || fail "cgroup v1 hierarchies are mounted at: ${v1//$'\n'/ }"
+    [ -n "$(cat $cg/cgroup.controllers)" ] || fail "no controllers in $cg/cgroup.controllers"
+fi
 [ -S /run/dbus/system_bus_socket ] || fail "no D-Bus system bus socket at /run/dbus/system_bus_socket"
 busctl status org.freedesktop.systemd1 >/dev/null 2>&1 || fail "busctl status org.freedesktop.systemd1 fails: the system bus does not answer"
 systemd-run --quiet --scope -p Delegate=yes true || fail "systemd-run --scope -p Delegate=yes true fails"

@@ -206,7 +206,13 @@ declare -p GUEST_ARGS GUEST_ENV GUEST_CWD GUEST_REPO GUEST_START GUEST_TRACE >"$
 
 # apparmor=0: as on the build hosts (no LSM); loading Debian's profiles alone
 # took half a minute of the boot.
-APPEND="console=ttyS0 panic=-1 tsc=reliable apparmor=0 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+# XRUN_VM_CGROUP=hybrid: systemd's hybrid layout (v1 controllers, its own
+# cgroup2 at /sys/fs/cgroup/unified), as on this kind of build host.
+if [ "${XRUN_VM_CGROUP:-unified}" = hybrid ]; then
+    APPEND="console=ttyS0 panic=-1 tsc=reliable apparmor=0 systemd.unified_cgroup_hierarchy=0 xrun.cgroup=hybrid"
+else
+    APPEND="console=ttyS0 panic=-1 tsc=reliable apparmor=0 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+fi
 APPEND+=" systemd.unit=xrun-ci.target systemd.hostname=xrun-sdvm"
 [ "$VERBOSE" = 1 ] || APPEND+=" quiet"
 QEMU=(

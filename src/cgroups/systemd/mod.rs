@@ -138,6 +138,12 @@ impl Scope {
         properties.push(props::pids(pid));
         self.start_unit(properties)?;
         super::fill(spec, &self.layout, &self.cgroup, &resources(spec))?;
+        if self.layout.kind != Kind::Unified {
+            // systemd joins only the v1 controllers it manages (memory,
+            // cpu, pids, devices, ...): the rest (freezer, cpuset, ...) are
+            // joined here, as runc does.
+            super::place(&self.plan(&self.layout), pid)?;
+        }
         check_placed(pid, &self.layout, &self.cgroup)
     }
 
