@@ -116,6 +116,7 @@ pub enum Step {
     SeccompListener,
     VerifyCwd,
     MemoryPolicy,
+    JoinCgroup,
 }
 
 impl Step {
@@ -166,11 +167,12 @@ impl Step {
             Step::SeccompListener => "send seccomp listener",
             Step::VerifyCwd => "cwd is outside the container's root (possible breakout)",
             Step::MemoryPolicy => "set_mempolicy",
+            Step::JoinCgroup => "join cgroup",
         }
     }
 
     fn from_u32(v: u32) -> Step {
-        const ALL: [Step; 45] = [
+        const ALL: [Step; 46] = [
             Step::None,
             Step::JoinNamespace,
             Step::Unshare,
@@ -216,6 +218,7 @@ impl Step {
             Step::SeccompListener,
             Step::VerifyCwd,
             Step::MemoryPolicy,
+            Step::JoinCgroup,
         ];
         ALL.get(v as usize).copied().unwrap_or(Step::None)
     }
@@ -467,7 +470,7 @@ mod tests {
 
     #[test]
     fn every_step_round_trips_by_number() {
-        for v in 0..44 {
+        for v in 0..46 {
             assert_eq!(Step::from_u32(v) as u32, v);
         }
     }

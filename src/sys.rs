@@ -141,6 +141,13 @@ pub fn openat(dirfd: RawFd, path: &Path, flags: i32, mode: u32) -> io::Result<Ow
         .map(|fd| owned(fd as libc::c_long))
 }
 
+/// open(2) of a path already made a C string (no allocation: for the
+/// child after clone).
+pub fn open_cstr(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string for the call's duration.
+    check_int(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) }).map(|fd| owned(fd as libc::c_long))
+}
+
 pub fn mkdirat(dirfd: RawFd, name: &Path, mode: u32) -> io::Result<()> {
     let c = cstring(name)?;
     // SAFETY: valid C string, integer arguments.

@@ -83,6 +83,8 @@ pub fn start(
         // The container's /dev/console stays the init's.
         console: console::Plan::from_process(spec_process, false),
         systemd: None,
+        self_join: Vec::new(),
+        self_join_late: None,
         lsm: process::lsm::ExecLabels::new(
             spec_process.apparmor_profile().as_deref(),
             spec_process.selinux_label().as_deref(),

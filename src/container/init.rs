@@ -58,6 +58,12 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
     }
 
+    join_own_cgroups(&l.self_join)?;
+    // Opened now: after pivot_root the host's /sys/fs/cgroup is out of reach.
+    let join_late = match &l.self_join_late {
+        Some(p) => Some(sys::open_cstr(p, libc::O_WRONLY).at(Step::JoinCgroup, p.to_string_lossy())?),
+        None => None,
+    };
     if super::waits_for_placed(l) {
         // Our cgroup namespace must be rooted at the container's cgroup,
         // or our mounts will be in the runtime's namespace and the parent
@@ -82,6 +88,9 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
     match &l.root {
         Root::Build(plan) => build_root(l, plan)?,
         Root::Join(root) => join_root(l, root)?,
+    }
+    if let (Some(fd), Some(p)) = (join_late, &l.self_join_late) {
+        sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, p.to_string_lossy())?;
     }
 
     crate::phase!("process");
@@ -336,6 +345,16 @@ fn join_keyring(id: &str) -> Result<(), Failure> {
 /// before Ready), and for exec the init's root and the namespaces to join
 /// (their numbers are ours: the parent's survey made sure no fd of xrun's
 /// sits among the preserved ones).
+/// Joins the v1 cgroups the parent named (`self_joins`): "0" in `tasks`
+/// moves this single-threaded process without the kernel's global lock.
+fn join_own_cgroups(paths: &[std::ffi::CString]) -> Result<(), Failure> {
+    for path in paths {
+        let fd = sys::open_cstr(path, libc::O_WRONLY | libc::O_CLOEXEC).at(Step::JoinCgroup, path.to_string_lossy())?;
+        sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, path.to_string_lossy())?;
+    }
+    Ok(())
+}
+
 fn close_unneeded_fds(l: &Launch) -> Result<(), Failure> {
     let mut keep = vec![l.child_sync, l.fifo_fd, crate::logging::file_fd().unwrap_or(-1)];
     if let Root::Join(root) = &l.root {

@@ -90,6 +90,11 @@ pub struct Launch<'a> {
     pub console: Option<console::Plan>,
     /// `--systemd-cgroup`: the unit the init is started in once cloned.
     pub systemd: Option<cgroups::systemd::Scope>,
+    /// v1 hierarchies' `tasks` files the child joins itself, by writing
+    /// "0" (see `self_joins`): first thing, and (`self_join_late`) once its
+    /// root is built.
+    pub self_join: Vec<std::ffi::CString>,
+    pub self_join_late: Option<std::ffi::CString>,
 }
 
 impl Launch<'_> {
@@ -211,6 +216,8 @@ pub fn create_as(root: &Path, args: &CreateArgs, mode: Mode, detached: bool) -> 
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         console: console_plan,
         systemd,
+        self_join: Vec::new(),
+        self_join_late: None,
     };
     let pid_file = args.pid_file.as_deref();
     match start_init(&dir, &mut launch, &cgroup_layout, pid_file, sockets) {
@@ -367,7 +374,27 @@ fn start_init(
     let has_cgroup = record.dirs().next().is_some();
     launch.hook_state.cgroup = Some(cgroup.record).filter(|_| has_cgroup);
     let record = Some(&record).filter(|_| has_cgroup);
-    let (pid, pidfd, parent_sync, console) = spawn(launch, record, cgroup.clone_into, sockets, Some(dir))?;
+    let mut clone_into = cgroup.clone_into;
+    if let Some(r) = record.filter(|_| self_joins(launch, cgroup.skipped)) {
+        // The devices cgroup is joined once the device nodes exist (without
+        // a cgroup namespace, whose root must be the container's cgroup in
+        // every hierarchy): its rules apply to the container, not to the
+        // mknod of linux.devices, as with runc, which writes them late.
+        let devices = cgroup_layout.v1.get("devices").filter(|_| !launch.ns.new_cgroupns());
+        let (late, early): (Vec<PathBuf>, Vec<PathBuf>) =
+            r.v1.iter()
+                .cloned()
+                .partition(|d| devices.is_some_and(|m| d.starts_with(m)));
+        launch.self_join = tasks_paths(&early)?;
+        launch.self_join_late = tasks_paths(&late)?.into_iter().next();
+        // Hybrid: the cgroup2 half by CLONE_INTO_CGROUP (no threadgroup
+        // migration either).
+        if let Some(u) = &r.unified {
+            let fd = sys::openat(libc::AT_FDCWD, u, libc::O_PATH | libc::O_DIRECTORY, 0);
+            clone_into = Some(fd.with_context(|| format!("open cgroup {}", u.display()))?);
+        }
+    }
+    let (pid, pidfd, parent_sync, console) = spawn(launch, record, clone_into, sockets, Some(dir))?;
     match record_created(dir, launch, pid, &parent_sync, pid_file) {
         Ok(saved) => Ok((saved, pidfd, parent_sync, console)),
         Err(e) => {
@@ -378,6 +405,28 @@ fn start_init(
             Err(e)
         }
     }
+}
+
+/// Whether the init joins its v1 cgroups itself. Moving a whole process
+/// (cgroup.procs, or another's pid) takes the kernel's global threadgroup
+/// lock for writing, which waits for an RCU grace period (measured: ~7 ms
+/// after a quiet moment, the slow mode of start latency on v1/hybrid
+/// hosts); a single-threaded process writing "0" to `tasks` moves only
+/// itself and needs no such lock. Only as root and outside any user
+/// namespace (the files are the host root's), and never for systemd, which
+/// places the init.
+fn self_joins(launch: &Launch, skipped: bool) -> bool {
+    launch.mode != Mode::Exec
+        && launch.systemd.is_none()
+        && !skipped
+        && !crate::rootless::euid()
+        && !launch.ns.in_user_ns()
+}
+
+/// `<dir>/tasks` of each of `dirs`.
+fn tasks_paths(dirs: &[PathBuf]) -> Result<Vec<std::ffi::CString>> {
+    let paths = dirs.iter().map(|d| sys::cstring(&d.join("tasks")));
+    paths.collect::<std::io::Result<_>>().context("cgroup path")
 }
 
 /// Step 6: the final state.json and --pid-file; a created init is then
@@ -425,7 +474,8 @@ fn spawn(
     let (parent_sync, child_sync) = sys::socketpair_seqpacket()?;
     launch.child_sync = child_sync.as_raw_fd();
     let mut into = clone_into.as_ref().map(|f| f.as_raw_fd());
-    if into.is_none() {
+    // A cgroup namespace is made once the child is in every hierarchy.
+    if into.is_none() || !launch.self_join.is_empty() {
         launch.ns.defer_cgroupns();
     }
 
@@ -623,6 +673,15 @@ fn place(launch: &mut Launch, record: Option<&cgroups::Record>, pid: i32, sync_f
                 }
                 return Err(e);
             }
+        }
+        // The child joins its v1 hierarchies itself; only a hybrid's cgroup2
+        // half is left when CLONE_INTO_CGROUP was refused.
+        Some(record) if !launch.self_join.is_empty() || launch.self_join_late.is_some() => {
+            let rest = cgroups::Record {
+                unified: record.unified.clone(),
+                ..cgroups::Record::empty(record.kind)
+            };
+            cgroups::place(&rest, pid)?
         }
         Some(record) => cgroups::place(record, pid)?,
         None => {}

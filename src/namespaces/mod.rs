@@ -308,6 +308,12 @@ impl Plan {
         self.new_user || self.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER)
     }
 
+    /// Whether the container gets a cgroup namespace of its own.
+    pub fn new_cgroupns(&self) -> bool {
+        let f = libc::CLONE_NEWCGROUP;
+        self.late_cgroupns || self.clone_flags & f as u64 != 0 || self.unshare_flags & f != 0
+    }
+
     /// Creates the cgroup namespace in the child instead of in clone3, so
     /// that its root is the container's cgroup once the parent placed it.
     pub fn defer_cgroupns(&mut self) {
