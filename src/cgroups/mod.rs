@@ -1,6 +1,7 @@
 //! cgroups: where the container's cgroup is, creating it with its limits
-//! before the init exists, placing the init (CLONE_INTO_CGROUP on cgroup v2,
-//! cgroup.procs on v1/hybrid), freezing, and removing it on delete.
+//! before the init exists, placing the init (CLONE_INTO_CGROUP on cgroup v2;
+//! on v1/hybrid the init joins by itself, see container::self_joins, or
+//! through cgroup.procs), freezing, and removing it on delete.
 //!
 //! Three host layouts: unified v2, hybrid (v1 controllers plus a cgroup2
 //! mount at /sys/fs/cgroup/unified, where some controllers such as hugetlb
