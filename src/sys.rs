@@ -588,10 +588,16 @@ pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((owned(fds[0] as libc::c_long), owned(fds[1] as libc::c_long)))
 }
 
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+pub fn write_all(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: pointer and length describe the slice passed in.
+    all_of(buf, |b| unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) })
+}
+
+/// Calls `op` on what is left of `buf` until all of it is taken, retrying
+/// EINTR; `op` returns a count or -1 with errno, as write(2) and send(2).
+fn all_of(mut buf: &[u8], mut op: impl FnMut(&[u8]) -> isize) -> io::Result<()> {
     while !buf.is_empty() {
-        // SAFETY: pointer and length describe `buf`.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        let n = op(buf);
         if n < 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EINTR) {
@@ -621,20 +627,11 @@ pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<()> {
 
 /// All of `buf` on a stream socket, however many sends that takes; a closed
 /// peer is EPIPE, never SIGPIPE; a send timeout (SO_SNDTIMEO) is WouldBlock.
-pub fn send_all_nosignal(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: pointer and length describe `buf`.
-        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(err);
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
+pub fn send_all_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: pointer and length describe the slice passed in.
+    all_of(buf, |b| unsafe {
+        libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL)
+    })
 }
 
 /// One datagram carrying `passed` as SCM_RIGHTS; a closed peer is EPIPE.
