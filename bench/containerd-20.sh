@@ -12,7 +12,7 @@
 # the whole `ctr run --rm` (shim start, create, start, wait, delete).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-XRUN=target/release/xrun
+XRUN=target/x86_64-unknown-linux-gnu/release/xrun
 RUNC=/usr/sbin/runc
 COUNT=20
 while [ $# -gt 0 ]; do

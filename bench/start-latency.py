@@ -101,8 +101,8 @@ def parse_args():
                    help="measured runs per runtime (default 200)")
     p.add_argument("--warmup", type=int, default=5,
                    help="discarded warm-up rounds (default 5)")
-    p.add_argument("--xrun", default=os.path.join(REPO_ROOT, "target", "release", "xrun"),
-                   help="xrun binary (default: target/release/xrun in the repo)")
+    p.add_argument("--xrun", default=os.path.join(REPO_ROOT, "target", "x86_64-unknown-linux-gnu", "release", "xrun"),
+                   help="xrun binary (default: target/x86_64-unknown-linux-gnu/release/xrun in the repo)")
     p.add_argument("--runc", default="/usr/sbin/runc", help="runc binary")
     p.add_argument("--crun", help="also benchmark crun at this path")
     p.add_argument("--youki", help="also benchmark youki at this path")

@@ -52,7 +52,7 @@ if [ "${XRUN_SKIP_E2E:-0}" = 1 ]; then
 else
     echo "== end-to-end stage: containerd, Docker, podman"
     cargo build --quiet
-    tests/e2e/run.sh --runtime "$PWD/target/debug/xrun"
+    tests/e2e/run.sh --runtime "$PWD/target/x86_64-unknown-linux-gnu/debug/xrun"
 fi
 
 # Pure cgroup v2 lives in a VM (this host may be hybrid or v1): the cgroup,

@@ -4,7 +4,7 @@
 #   tests/e2e/run.sh [--runtime PATH] [--cgroup-driver cgroupfs|systemd] [--keep]
 #                    [--install-only] [containerd|docker|podman ...]
 #
-# Default runtime: target/release/xrun of this repository (`--runtime
+# Default runtime: target/x86_64-unknown-linux-gnu/release/xrun of this repository (`--runtime
 # /usr/sbin/runc` validates the scenarios themselves). Default stages: all
 # three. Installs containerd, docker.io, podman and busybox-static from Debian
 # if missing (no daemon is started by the install). Everything the stage makes
@@ -26,7 +26,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-RUNTIME="$REPO/target/release/xrun"
+RUNTIME="$REPO/target/x86_64-unknown-linux-gnu/release/xrun"
 KEEP=0
 INSTALL_ONLY=0
 CGROUP_DRIVER=cgroupfs

@@ -31,4 +31,4 @@ exec "$(dirname "$0")/run-in-vm.sh" --timeout "${XRUN_VM_TIMEOUT:-2700}" -- \
     sh -c 'mkdir -p /tmp/xrun-under-test &&
         cp "$1" /tmp/xrun-under-test/xrun && cp "$2" /tmp/xrun-under-test/integration &&
         shift 2 && XRUN_BIN=/tmp/xrun-under-test/xrun exec "$0" /tmp/xrun-under-test/integration "$@"' \
-    "$PWD/tests/vm/each-test.sh" "$PWD/target/debug/xrun" "$test_bin" "$@"
+    "$PWD/tests/vm/each-test.sh" "$PWD/target/x86_64-unknown-linux-gnu/debug/xrun" "$test_bin" "$@"

@@ -9,7 +9,7 @@
 #
 # usage: tests/vm/systemd.sh [OPTIONS] [FILTER...]
 #   --runtime PATH   the runtime under test (default: the freshly built
-#                    target/debug/xrun); e.g. /tmp/runc-1.4.2 validates the
+#                    target/x86_64-unknown-linux-gnu/debug/xrun); e.g. /tmp/runc-1.4.2 validates the
 #                    stage itself
 #   --e2e STAGE      e2e stage to run: containerd, docker or podman
 #                    (repeatable; default all three)
@@ -60,7 +60,7 @@ done
 [ "${E2E[*]}" != none ] || [ "${FILTERS[*]}" != none ] || { echo "systemd.sh: --no-e2e and --no-tests: nothing to run" >&2; exit 2; }
 
 cargo build --quiet
-[ -n "$RUNTIME" ] || RUNTIME=$PWD/target/debug/xrun
+[ -n "$RUNTIME" ] || RUNTIME=$PWD/target/x86_64-unknown-linux-gnu/debug/xrun
 [ -x "$RUNTIME" ] || { echo "systemd.sh: runtime '$RUNTIME' is not an executable" >&2; exit 125; }
 test_bin=$(cargo test --quiet --test integration --no-run --message-format=json |
     python3 -c '

@@ -296,7 +296,7 @@ mod tests {
     }
 
     /// Against the real systemd (PID 1, cgroup v2): run in the systemd VM as
-    /// `target/debug/deps/xrun-* --ignored --exact cgroups::systemd::manager::tests::real_systemd_scope`.
+    /// `target/x86_64-unknown-linux-gnu/debug/deps/xrun-* --ignored --exact cgroups::systemd::manager::tests::real_systemd_scope`.
     #[test]
     #[ignore]
     fn real_systemd_scope() {
