@@ -127,6 +127,7 @@ fn first_line(e: &clap::Error) -> String {
 }
 
 fn main() {
+    protect::reexec_early();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     if cli.version {
         let _ = output::print(&format!("{}\n", cli::VERSION_TEXT));

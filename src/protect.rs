@@ -53,6 +53,24 @@ fn sealed_copy(exe: &File) -> std::io::Result<OwnedFd> {
     Ok(memfd)
 }
 
+/// The verbs whose processes enter a container.
+const ENTERING_VERBS: [&str; 3] = ["create", "run", "exec"];
+
+/// Re-executes xrun from its protected handle before the command line is
+/// parsed, when a word of it is a verb that enters a container: clap's
+/// parser is then built once, in the re-executed image, instead of twice. A
+/// word that only looks like the verb (an id "run") costs a re-exec and
+/// nothing else; any failure is left to `ensure_protected_binary`, which
+/// runs again after parsing and decides.
+pub fn reexec_early() {
+    let enters = std::env::args_os()
+        .skip(1)
+        .any(|a| ENTERING_VERBS.iter().any(|v| a == *v));
+    if enters {
+        let _ = ensure_protected_binary();
+    }
+}
+
 /// Re-executes xrun from a protected handle unless it already runs from one.
 /// Returns only when no re-exec was needed.
 pub fn ensure_protected_binary() -> Result<()> {
