@@ -1,5 +1,6 @@
 //! cgroups: where the container's cgroup is, creating it with its limits
-//! before the init exists, placing the init (CLONE_INTO_CGROUP on cgroup v2;
+//! before the init exists (or joins it: container::cgroups_after_clone),
+//! placing the init (CLONE_INTO_CGROUP on cgroup v2;
 //! on v1/hybrid the init joins by itself, see container::self_joins, or
 //! through cgroup.procs), freezing, and removing it on delete.
 //!
@@ -401,9 +402,23 @@ fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Which of a v1/hybrid host's hierarchies `prepare` makes. On cgroup v2
+/// there is only the one, made by `All`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hierarchies {
+    All,
+    /// A hybrid's cgroup2 half, which CLONE_INTO_CGROUP needs to exist
+    /// before clone3 (nothing on a v1-only host).
+    Cgroup2Only,
+    /// The v1 hierarchies, made while a self-joining init sets up its mounts
+    /// (container::cgroups_after_clone).
+    V1Only,
+}
+
 /// Creates the container's cgroup and applies `linux.resources`, before
-/// the init exists. On error, what was created is removed again.
-pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Result<Prepared> {
+/// the init exists (or, `V1Only`, before it joins). On error, what was
+/// created is removed again.
+pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record, which: Hierarchies) -> Result<Prepared> {
     let path = configured_path(spec, id);
     let default_resources = LinuxResources::default();
     let resources = spec
@@ -417,10 +432,13 @@ pub fn prepare(spec: &Spec, id: &str, layout: &Layout, planned: &Record) -> Resu
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or(&[]);
-    refuse_busy(planned)?;
+    // Checked before anything is made (V1Only comes second).
+    if which != Hierarchies::V1Only {
+        refuse_busy(planned)?;
+    }
     let own = layout::own_cgroups();
     let mut denied = Denied::new(spec);
-    match build(layout, &own, &path, resources, devices, &mut record, &mut denied) {
+    match build(layout, &own, &path, resources, devices, &mut record, &mut denied, which) {
         Ok(clone_into) => {
             crate::debug!("cgroups: container cgroup {:?}", record.dirs().collect::<Vec<_>>());
             Ok(Prepared {
@@ -447,7 +465,16 @@ pub fn fill(spec: &Spec, layout: &Layout, path: &Path, r: &LinuxResources) -> Re
         .unwrap_or(&[]);
     let mut record = Record::empty(layout.kind);
     let mut denied = Denied::new(spec);
-    match build(layout, &BTreeMap::new(), path, r, devices, &mut record, &mut denied) {
+    match build(
+        layout,
+        &BTreeMap::new(),
+        path,
+        r,
+        devices,
+        &mut record,
+        &mut denied,
+        Hierarchies::All,
+    ) {
         Ok(_) => Ok(()),
         Err(e) => {
             remove_dirs(&record);
@@ -551,6 +578,8 @@ pub(crate) fn with_default_devices(r: &LinuxResources, devices: &[oci_spec::runt
     r
 }
 
+// The one place every hierarchy is made: its inputs are just that many.
+#[allow(clippy::too_many_arguments)]
 fn build(
     layout: &Layout,
     own: &BTreeMap<String, PathBuf>,
@@ -559,7 +588,9 @@ fn build(
     devices: &[oci_spec::runtime::LinuxDevice],
     record: &mut Record,
     denied: &mut Denied,
+    which: Hierarchies,
 ) -> Result<Option<OwnedFd>> {
+    let (v1_too, cgroup2_too) = (which != Hierarchies::Cgroup2Only, which != Hierarchies::V1Only);
     if layout.kind == Kind::Unified {
         let mount = Path::new(layout::ROOT);
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, true);
@@ -600,7 +631,7 @@ fn build(
     // v1 (and the v1 half of hybrid): one directory per mounted hierarchy.
     let mut mounts: Vec<(&String, &PathBuf)> = layout.v1.iter().collect();
     mounts.dedup_by(|a, b| a.1 == b.1);
-    for (name, mount) in &mounts {
+    for (name, mount) in mounts.iter().filter(|_| v1_too) {
         let dir = dir_in(mount, own.get(name.as_str()).map(PathBuf::as_path), path, false);
         if record.v1.contains(&dir) {
             continue;
@@ -621,6 +652,7 @@ fn build(
     let mut writer = Writer::default();
     for (controller, w) in v1::writes(&with_default_devices(r, devices))? {
         match layout.v1.get(controller) {
+            Some(_) if !v1_too => {}
             Some(mount) => {
                 let dir = dir_in(mount, own.get(controller).map(PathBuf::as_path), path, false);
                 // Device rules are not expected to work unprivileged: runc
@@ -648,7 +680,7 @@ fn build(
             ),
         }
     }
-    if let Some(mount) = &layout.unified {
+    if let Some(mount) = layout.unified.as_ref().filter(|_| cgroup2_too) {
         let dir = dir_in(mount, own.get("").map(PathBuf::as_path), path, false);
         if denied.mkdir(&dir, &mut record.created)?.is_some() {
             if let Some(controller) = on_unified.first() {

@@ -85,13 +85,14 @@ pub fn start(
         systemd: None,
         self_join: Vec::new(),
         self_join_late: None,
+        cgroups_after_clone: false,
         lsm: process::lsm::ExecLabels::new(
             spec_process.apparmor_profile().as_deref(),
             spec_process.selinux_label().as_deref(),
             &process::lsm::Host::real(),
         ),
     };
-    let (pid, pidfd, sync, console) = spawn(&mut launch, record, clone_into, sockets, None)?;
+    let (pid, pidfd, sync, console) = spawn(&mut launch, record, clone_into, sockets, None, None)?;
     Ok(Started {
         pid,
         pidfd,

@@ -58,12 +58,10 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).at(Step::None, "dumpable")?;
     }
 
-    join_own_cgroups(&l.self_join)?;
-    // Opened now: after pivot_root the host's /sys/fs/cgroup is out of reach.
-    let join_late = match &l.self_join_late {
-        Some(p) => Some(sys::open_cstr(p, libc::O_WRONLY).at(Step::JoinCgroup, p.to_string_lossy())?),
-        None => None,
-    };
+    let mut cgroups = SelfJoin::default();
+    if !l.cgroups_after_clone {
+        cgroups.join(l)?;
+    }
     if super::waits_for_placed(l) {
         // Our cgroup namespace must be rooted at the container's cgroup,
         // or our mounts will be in the runtime's namespace and the parent
@@ -86,11 +84,8 @@ fn setup(l: &mut Launch) -> Result<Never, Failure> {
         sys::sched_setaffinity(cpus).at(Step::CpuAffinity, "initial")?;
     }
     match &l.root {
-        Root::Build(plan) => build_root(l, plan)?,
+        Root::Build(plan) => build_root(l, plan, &mut cgroups)?,
         Root::Join(root) => join_root(l, root)?,
-    }
-    if let (Some(fd), Some(p)) = (join_late, &l.self_join_late) {
-        sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, p.to_string_lossy())?;
     }
 
     crate::phase!("process");
@@ -203,7 +198,7 @@ fn fork_init(sync_fd: RawFd) -> Result<(), Failure> {
 /// create/run: hostname, keyring, the mounts, prestart and createRuntime
 /// hooks (run by the parent), createContainer hooks (in the rootfs), then
 /// pivot into the new root: the runtime spec's order, and runc's.
-fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
+fn build_root(l: &Launch, plan: &rootfs::Plan, cgroups: &mut SelfJoin) -> Result<(), Failure> {
     let sync_fd = l.child_sync;
     if let Some(h) = l.bundle.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sys::sethostname(h).at(Step::SetHostname, h)?;
@@ -217,7 +212,11 @@ fn build_root(l: &Launch, plan: &rootfs::Plan) -> Result<(), Failure> {
     sys::umask(0);
 
     crate::phase!("mounts");
-    let root = rootfs::prepare(plan, sync_fd)?;
+    let root = rootfs::prepare(plan, sync_fd, &mut || cgroups.join(l))?;
+    cgroups.join(l)?;
+    // The device nodes are made: the devices cgroup may bind us now, before
+    // any hook looks for our cgroups.
+    cgroups.join_late(l)?;
     if l.has_runtime_hooks {
         sync::send(sync_fd, Kind::RuntimeHooks).at(Step::Protocol, "")?;
         wait_for(sync_fd, Kind::Continue)?;
@@ -345,14 +344,46 @@ fn join_keyring(id: &str) -> Result<(), Failure> {
 /// before Ready), and for exec the init's root and the namespaces to join
 /// (their numbers are ours: the parent's survey made sure no fd of xrun's
 /// sits among the preserved ones).
-/// Joins the v1 cgroups the parent named (`self_joins`): "0" in `tasks`
-/// moves this single-threaded process without the kernel's global lock.
-fn join_own_cgroups(paths: &[std::ffi::CString]) -> Result<(), Failure> {
-    for path in paths {
-        let fd = sys::open_cstr(path, libc::O_WRONLY | libc::O_CLOEXEC).at(Step::JoinCgroup, path.to_string_lossy())?;
-        sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, path.to_string_lossy())?;
+/// The v1 cgroups the parent named for us to join (`self_joins`): "0" in
+/// `tasks` moves this single-threaded process without the kernel's global
+/// lock.
+#[derive(Default)]
+struct SelfJoin {
+    joined: bool,
+    /// The late hierarchy's `tasks` (devices), opened while the host's
+    /// /sys/fs/cgroup is still in reach.
+    late: Option<OwnedFd>,
+}
+
+impl SelfJoin {
+    /// Joins all but the late hierarchy, once. With `cgroups_after_clone`,
+    /// first waits for the parent to have made them (Placed).
+    fn join(&mut self, l: &Launch) -> Result<(), Failure> {
+        if self.joined {
+            return Ok(());
+        }
+        self.joined = true;
+        if l.cgroups_after_clone {
+            wait_for(l.child_sync, Kind::Placed)?;
+        }
+        for path in &l.self_join {
+            let fd =
+                sys::open_cstr(path, libc::O_WRONLY | libc::O_CLOEXEC).at(Step::JoinCgroup, path.to_string_lossy())?;
+            sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, path.to_string_lossy())?;
+        }
+        if let Some(p) = &l.self_join_late {
+            self.late = Some(sys::open_cstr(p, libc::O_WRONLY).at(Step::JoinCgroup, p.to_string_lossy())?);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The late hierarchy (devices), once the device nodes exist.
+    fn join_late(&mut self, l: &Launch) -> Result<(), Failure> {
+        if let (Some(fd), Some(p)) = (self.late.take(), &l.self_join_late) {
+            sys::write_all(fd.as_raw_fd(), b"0").at(Step::JoinCgroup, p.to_string_lossy())?;
+        }
+        Ok(())
+    }
 }
 
 fn close_unneeded_fds(l: &Launch) -> Result<(), Failure> {

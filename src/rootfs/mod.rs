@@ -46,7 +46,14 @@ const RPRIVATE: libc::c_ulong = libc::MS_PRIVATE | libc::MS_REC;
 /// Mounts everything while the host's view is still around; returns an fd of
 /// the rootfs mount. Sources only the parent can open are asked for over
 /// `sync_fd`.
-pub fn prepare(plan: &Plan, sync_fd: std::os::fd::RawFd) -> Result<OwnedFd, Failure> {
+/// `join_cgroups` runs before the first cgroup mount (the container's
+/// cgroup directories must exist and hold us by then), and at the latest
+/// once the mounts are made.
+pub fn prepare(
+    plan: &Plan,
+    sync_fd: std::os::fd::RawFd,
+    join_cgroups: &mut dyn FnMut() -> Result<(), Failure>,
+) -> Result<OwnedFd, Failure> {
     if plan.own_mount_ns {
         // Nothing we mount may propagate back to the host. A private root
         // (the default) is made so now rather than at the end, as runc
@@ -73,9 +80,13 @@ pub fn prepare(plan: &Plan, sync_fd: std::os::fd::RawFd) -> Result<OwnedFd, Fail
         mount_context: plan.mount_label.as_ref().map(|m| m.option.as_str()),
     };
     for (i, m) in plan.spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if m.typ().as_deref() == Some("cgroup") {
+            join_cgroups()?;
+        }
         mounts::mount_entry(&ctx, i, m)?;
         crate::debug!("mounted {}", m.destination().display());
     }
+    join_cgroups()?;
     if plan.setup_dev {
         for node in &plan.devices {
             devices::create(root.as_raw_fd(), node, plan.in_user_ns)?;

@@ -281,6 +281,37 @@ fn prestart_and_create_runtime_hooks_run_in_create_after_the_mounts_before_pivot
     t.assert_clean(&id);
 }
 
+// Hooks such as NVIDIA's prestart find the container's cgroups (its devices
+// cgroup on v1) through /proc/<init>/cgroup: the init must be in every one
+// of them by the time they run, as runc's is.
+#[test]
+fn prestart_and_create_runtime_hooks_find_the_init_in_its_cgroups() {
+    let Some(mut t) = TestEnv::new() else { return };
+    let id = t.id.clone();
+    let log = t.dir.join("hooklog");
+    let d = log.display();
+    let copy_cgroup = |name: &str| {
+        shell_hook(&format!(
+            "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); cat /proc/$pid/cgroup > {d}/{name}.cgroup"
+        ))
+    };
+    with_hook_log(
+        &mut t,
+        json!({"prestart": [copy_cgroup("prestart")], "createRuntime": [copy_cgroup("createRuntime")]}),
+    );
+    t.args(&["checker", "--sleep", "60"]);
+    t.create(&id, &[]).assert_ok();
+    let pid = t.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let placed = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(placed.lines().any(|l| l.contains(&id)), "the init is in no cgroup of its own:\n{placed}");
+    for hook in ["prestart", "createRuntime"] {
+        let seen = fs::read_to_string(log.join(format!("{hook}.cgroup"))).unwrap();
+        assert_eq!(seen, placed, "{hook} ran before the init was in all its cgroups");
+    }
+    t.rt(&["delete", "--force", &id]).assert_ok();
+    t.assert_clean(&id);
+}
+
 /// A failing hook of `kind` (the second of two) must make `create` fail,
 /// say which one in runc's words, and leave nothing.
 fn failing_hook_fails_create(kind: &str) {
