@@ -358,7 +358,7 @@ fn exec_helpers_binary_is_not_writable_from_the_container() {
     args.extend_from_slice(&scan_args);
     let ptrace = t.rt(&args);
     ptrace.assert_ok();
-    for _ in 0..10 {
+    for _ in 0..5 {
         t.rt(&["exec", &id, "true"]).assert_ok();
     }
     t.rt(&["exec", &id, CONTROL_EXE, "--sleep", "0.3"]).assert_ok();
