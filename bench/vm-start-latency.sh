@@ -107,7 +107,7 @@ guest() {
     cp "$HERE/start-latency.py" "$b/"
 
     # State roots: start-latency.py's temp dir, on the same tmpfs.
-    TMPDIR=$b python3 "$b/start-latency.py" --bundle "$b/bundle" --baseline crun "${py_args[@]}" "$@"
+    TMPDIR=$b python3 -u "$b/start-latency.py" --bundle "$b/bundle" --baseline crun "${py_args[@]}" "$@"
 }
 
 if [ "${1:-}" = --guest ]; then
