@@ -35,7 +35,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_BUNDLE = os.path.join(REPO_ROOT, "oci-bundles", "true")
 BUILD_ROOTFS = os.path.join(REPO_ROOT, "oci-bundles", "build-rootfs.sh")
 FLOOR_LABEL = "floor(unshare+chroot)"
-BASELINE = "runc"
 PR_SET_CHILD_SUBREAPER = 36
 # Launcher for RSS runs: start "$@" in the background, report its pid on fd 3, exit.
 LAUNCH_SCRIPT = '"$@" 3>&- & echo $! >&3'
@@ -109,6 +108,8 @@ def parse_args():
     p.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
                    help="also benchmark another runc-compatible binary (e.g. an older "
                         "xrun build, for a before/after ratio in one run); repeatable")
+    p.add_argument("--baseline", default="runc", metavar="NAME",
+                   help="runtime the medians are divided by in the ratio lines (default runc)")
     p.add_argument("--bundle", default=DEFAULT_BUNDLE,
                    help="bundle to run (default oci-bundles/true)")
     p.add_argument("--timeout", type=float, default=10.0,
@@ -389,8 +390,8 @@ def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def print_report(runners, summaries):
-    """The results table, ratios to runc and the first error of failing runtimes."""
+def print_report(runners, summaries, baseline):
+    """The results table, ratios to baseline and the first error of failing runtimes."""
     cols = [("runtime", 22, None, None), ("runs", 5, "d", "runs"),
             ("fail", 5, "d", "failures"), ("tmout", 5, "d", "timeouts"),
             ("median ms", 10, ".2f", "median_ms"), ("p95 ms", 9, ".2f", "p95_ms"),
@@ -406,13 +407,20 @@ def print_report(runners, summaries):
         cells += [f"{fmt(s.get(key), spec):>{width}}" for _, width, spec, key in cols[1:]]
         print(" ".join(cells))
 
-    base = summaries.get(BASELINE, {}).get("median_ms")
+    base = summaries.get(baseline, {}).get("median_ms")
+    base_rss = summaries.get(baseline, {}).get("median_rss_kib")
     print()
+    if base is None:
+        print(f"no ratios: the baseline {baseline} has no successful run")
     for runner in runners:
-        median = summaries[runner.name].get("median_ms")
-        if runner.name == BASELINE or base is None or median is None:
+        s = summaries[runner.name]
+        median = s.get("median_ms")
+        if runner.name == baseline or base is None or median is None:
             continue
-        print(f"{runner.name}/{BASELINE} = {median / base:.2f}   (median start latency)")
+        line = f"{runner.name}/{baseline} = {median / base:.2f}   (median start latency)"
+        if base_rss and s.get("median_rss_kib") is not None:
+            line += f";  peak RSS {s['median_rss_kib'] / base_rss:.2f}"
+        print(line)
     for runner in runners:
         s = summaries[runner.name]
         if runner.first_error:
@@ -452,7 +460,8 @@ def write_json(path, args, info, runners, summaries):
     """Dump host info, settings, summaries and every raw sample to path."""
     doc = {"host": info,
            "settings": {"runs": args.runs, "warmup": args.warmup,
-                        "timeout_s": args.timeout, "bundle": os.path.abspath(args.bundle)},
+                        "timeout_s": args.timeout, "bundle": os.path.abspath(args.bundle),
+                        "baseline": args.baseline},
            "runtimes": {r.name: {"path": r.path, "version": r.version(),
                                  "argv_example": r.run_argv("ID"),
                                  "summary": summaries[r.name],
@@ -489,7 +498,7 @@ def main():
         except KeyboardInterrupt:
             print("\ninterrupted; reporting the runs done so far")
         summaries = {r.name: summarize(r) for r in runners}
-        print_report(runners, summaries)
+        print_report(runners, summaries, args.baseline)
         if args.json:
             write_json(args.json, args, info, runners, summaries)
     finally:
