@@ -6,7 +6,7 @@
 # timed runs execute is read over 9p. A benchmark: it never fails on slow numbers.
 #
 # usage: bench/vm-start-latency.sh [OPTIONS] [-- START-LATENCY-OPTIONS...]
-#   --xrun PATH       xrun binary (default $XRUN_BENCH_BIN, else target/release/xrun)
+#   --xrun PATH       xrun binary (default $XRUN_BENCH_BIN, else target/x86_64-unknown-linux-gnu/release/xrun)
 #   --runc PATH       runc binary (default /usr/sbin/runc)
 #   --crun PATH       crun binary (default /usr/bin/crun); the ratios are to crun
 #   --also NAME=PATH  one more runc-compatible binary (repeatable)
@@ -21,7 +21,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(dirname "$HERE")
 # The one place that knows where the release build puts xrun.
-DEFAULT_XRUN=${XRUN_BENCH_BIN:-$REPO/target/release/xrun}
+DEFAULT_XRUN=${XRUN_BENCH_BIN:-$REPO/target/x86_64-unknown-linux-gnu/release/xrun}
 
 say() { echo "vm-start-latency: $*" >&2; }
 die() {
