@@ -303,7 +303,10 @@ fn prestart_and_create_runtime_hooks_find_the_init_in_its_cgroups() {
     t.create(&id, &[]).assert_ok();
     let pid = t.state(&id).unwrap()["pid"].as_i64().unwrap();
     let placed = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(placed.lines().any(|l| l.contains(&id)), "the init is in no cgroup of its own:\n{placed}");
+    assert!(
+        placed.lines().any(|l| l.contains(&id)),
+        "the init is in no cgroup of its own:\n{placed}"
+    );
     for hook in ["prestart", "createRuntime"] {
         let seen = fs::read_to_string(log.join(format!("{hook}.cgroup"))).unwrap();
         assert_eq!(seen, placed, "{hook} ran before the init was in all its cgroups");
