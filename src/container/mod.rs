@@ -342,6 +342,10 @@ fn start_init(
         None => cgroups::plan(&launch.bundle.spec, &launch.id, cgroup_layout),
     };
     launch.cgroups_after_clone = cgroups_after_clone(launch, cgroup_layout);
+    if launch.cgroups_after_clone {
+        // The child's namespaces, too, are made while the parent works.
+        launch.ns.unshare_in_child();
+    }
     let which = match launch.cgroups_after_clone {
         true => cgroups::Hierarchies::Cgroup2Only,
         false => cgroups::Hierarchies::All,

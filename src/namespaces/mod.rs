@@ -314,6 +314,20 @@ impl Plan {
         self.late_cgroupns || self.clone_flags & f as u64 != 0 || self.unshare_flags & f != 0
     }
 
+    /// Leaves every new namespace but pid and time (which only children
+    /// enter) to the child, which unshares them first thing (`enter`)
+    /// instead of clone3: making them (a network namespace above all, about
+    /// a millisecond) then overlaps the parent's work after clone3. Not with
+    /// a new user namespace, which must exist, mapped, before the others.
+    pub fn unshare_in_child(&mut self) {
+        if self.new_user {
+            return;
+        }
+        let only_children = (libc::CLONE_NEWPID | libc::CLONE_NEWTIME) as u64;
+        self.unshare_flags |= (self.clone_flags & !only_children) as i32;
+        self.clone_flags &= only_children;
+    }
+
     /// Creates the cgroup namespace in the child instead of in clone3, so
     /// that its root is the container's cgroup once the parent placed it.
     pub fn defer_cgroupns(&mut self) {
