@@ -43,12 +43,15 @@ vm_option() {
     esac
 }
 
-# vm_check_options: after parsing; also defaults --tmpfs to <repo>/target/tmp.
+# vm_check_options: after parsing; also defaults --tmpfs to cargo's
+# CARGO_TARGET_TMPDIR, <repo>/target/x86_64-unknown-linux-gnu/tmp.
 vm_check_options() {
     posint "$TIMEOUT" || die "--timeout wants a positive number of seconds"
     posint "$CPUS" || die "--cpus wants a positive number"
     [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and boots the host's root filesystem)"
-    [ "$TMPFS_SET" = 1 ] || TMPFS=("$REPO/target/tmp")
+    # cargo's CARGO_TARGET_TMPDIR: below the target triple, which
+    # .cargo/config.toml names.
+    [ "$TMPFS_SET" = 1 ] || TMPFS=("$REPO/target/x86_64-unknown-linux-gnu/tmp")
 }
 
 # install_debs: installs the missing ones of DEB_PKGS, quietly (log in $CACHE).

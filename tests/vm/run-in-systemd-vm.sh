@@ -16,7 +16,7 @@
 #   --rwdir PATH         host directory writable from the guest, writes reach
 #                        the host (repeatable; default none)
 #   --tmpfs PATH         mount a fresh tmpfs at PATH in the guest (repeatable;
-#                        default: <repo>/target/tmp, cargo's CARGO_TARGET_TMPDIR)
+#                        default: <repo>/target/x86_64-unknown-linux-gnu/tmp, cargo's CARGO_TARGET_TMPDIR)
 #   --env NAME=VAL       set NAME in COMMAND's environment (repeatable); PATH
 #                        and XRUN_* / RUST_* variables are passed by default
 #   --verbose            show the qemu command line and the guest's console
@@ -31,7 +31,7 @@
 # checks cgroup2, D-Bus and `systemd-run --scope -p Delegate=yes`, then runs
 # COMMAND (as root, in system.slice/xrun-ci.service, in the caller's
 # directory or the repository) and the VM powers off. /tmp and
-# <repo>/target/tmp are fresh tmpfs. COMMAND's stdout and stderr reach the
+# <repo>/target/x86_64-unknown-linux-gnu/tmp are fresh tmpfs. COMMAND's stdout and stderr reach the
 # caller (through virtio-serial ports); its exit status is this script's.
 # Exit 124: timeout. Exit 125: the stage failed (set-up, boot, or the checks;
 # the tail of the guest's console is shown). The last line, on stderr, is

@@ -12,7 +12,7 @@
 #   --rwdir PATH     host directory writable from the guest, writes reach the
 #                    host (repeatable; default none)
 #   --tmpfs PATH     mount a fresh tmpfs at PATH in the guest (repeatable;
-#                    default: <repo>/target/tmp, cargo's CARGO_TARGET_TMPDIR)
+#                    default: <repo>/target/x86_64-unknown-linux-gnu/tmp, cargo's CARGO_TARGET_TMPDIR)
 #   --cgroup PATH    run COMMAND in /sys/fs/cgroup/PATH instead of the root cgroup
 #   --env NAME=VAL   set NAME in COMMAND's environment (repeatable); PATH and
 #                    XRUN_* / RUST_* variables are passed through by default
