@@ -339,11 +339,6 @@ fn join_keyring(id: &str) -> Result<(), Failure> {
     }
 }
 
-/// Closes every fd but stdio, the preserved ones and what this process still
-/// needs: the sync socket, exec.fifo's O_PATH fd, the --log file (closed
-/// before Ready), and for exec the init's root and the namespaces to join
-/// (their numbers are ours: the parent's survey made sure no fd of xrun's
-/// sits among the preserved ones).
 /// The v1 cgroups the parent named for us to join (`self_joins`): "0" in
 /// `tasks` moves this single-threaded process without the kernel's global
 /// lock.
@@ -386,6 +381,11 @@ impl SelfJoin {
     }
 }
 
+/// Closes every fd but stdio, the preserved ones and what this process still
+/// needs: the sync socket, exec.fifo's O_PATH fd, the --log file (closed
+/// before Ready), and for exec the init's root and the namespaces to join
+/// (their numbers are ours: the parent's survey made sure no fd of xrun's
+/// sits among the preserved ones).
 fn close_unneeded_fds(l: &Launch) -> Result<(), Failure> {
     let mut keep = vec![l.child_sync, l.fifo_fd, crate::logging::file_fd().unwrap_or(-1)];
     if let Root::Join(root) = &l.root {
