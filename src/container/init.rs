@@ -212,8 +212,8 @@ fn build_root(l: &Launch, plan: &rootfs::Plan, cgroups: &mut SelfJoin) -> Result
     sys::umask(0);
 
     crate::phase!("mounts");
+    // prepare joins them at the latest once its mounts are made.
     let root = rootfs::prepare(plan, sync_fd, &mut || cgroups.join(l))?;
-    cgroups.join(l)?;
     // The device nodes are made: the devices cgroup may bind us now, before
     // any hook looks for our cgroups.
     cgroups.join_late(l)?;

@@ -235,13 +235,15 @@ fn start_container_hook_runs_under_the_seccomp_filter() {
     t.rt(&["delete", "--force", &id]).assert_ok();
 }
 
+/// Shell that sets $pid to the init's, from the state on the hook's stdin.
+const INIT_PID: &str = "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p');";
+
 /// The hook's log line: a copy of the init's mountinfo and where its root
 /// is, as seen from the runtime's namespaces while the hook runs.
 fn init_view_hook(log: &Path, name: &str) -> Value {
     let d = log.display();
     let script = format!(
-        "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); \
-         cat /proc/$pid/mountinfo > {d}/{name}.mountinfo; readlink /proc/$pid/root > {d}/{name}.root; \
+        "{INIT_PID} cat /proc/$pid/mountinfo > {d}/{name}.mountinfo; readlink /proc/$pid/root > {d}/{name}.root; \
          echo {name} >> {d}/order"
     );
     shell_hook(&script)
@@ -290,11 +292,7 @@ fn prestart_and_create_runtime_hooks_find_the_init_in_its_cgroups() {
     let id = t.id.clone();
     let log = t.dir.join("hooklog");
     let d = log.display();
-    let copy_cgroup = |name: &str| {
-        shell_hook(&format!(
-            "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); cat /proc/$pid/cgroup > {d}/{name}.cgroup"
-        ))
-    };
+    let copy_cgroup = |name: &str| shell_hook(&format!("{INIT_PID} cat /proc/$pid/cgroup > {d}/{name}.cgroup"));
     with_hook_log(
         &mut t,
         json!({"prestart": [copy_cgroup("prestart")], "createRuntime": [copy_cgroup("createRuntime")]}),
